@@ -1,0 +1,39 @@
+# The two commands of the README:
+#   make demo   set up .venv if needed, then invert a few classes with the offline model
+#   make test   set up .venv if needed, then run the whole test suite
+# Both (re)install when pyproject.toml changes; nothing else needs doing by hand.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.piikit-installed
+OUT    ?= out/demo
+DEMO_CLASSES ?= --class volcano --class goldfinch --class espresso --class jellyfish
+PYTEST_ARGS ?=
+
+.PHONY: demo test env readme-figure benchmark clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/piikit invert --model efficientnet_lite0 $(DEMO_CLASSES) --preset fast --device cpu --out $(OUT) --score
+	@echo "images written to $(OUT)/"
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+readme-figure: $(STAMP)
+	$(PY) scripts/make_readme_figure.py
+
+benchmark: $(STAMP)
+	$(PY) benchmarks/step_overhead.py
+	$(PY) benchmarks/batched_targets.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

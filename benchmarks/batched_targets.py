@@ -1,0 +1,53 @@
+"""Images per minute for K targets optimized together in one batch against K runs of one
+target each (the reference code's per-class loop), in one run on this machine.
+
+    python benchmarks/batched_targets.py [--targets 4] [--ensemble 4] [--steps 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+import piikit
+
+CLASSES = [980, 11, 1, 967, 107, 963, 323, 340]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--targets", type=int, default=4)
+    parser.add_argument("--ensemble", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=6, help="steps per stage (7 stages, the paper's schedule)")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    model = piikit.load_model(args.model, device=device)
+    classes = CLASSES[: args.targets]
+    settings = dict(preset="paper", device=device, progress=False, seed=0, steps_per_stage=args.steps,
+                    ensemble=args.ensemble)
+    piikit.invert(model, classes[0], **dict(settings, steps_per_stage=1))  # warm-up
+
+    start = time.perf_counter()
+    for c in classes:
+        piikit.invert(model, c, **settings)
+    one_by_one = time.perf_counter() - start
+
+    start = time.perf_counter()
+    piikit.invert(model, classes, **settings)
+    batched = time.perf_counter() - start
+
+    k = len(classes)
+    print(f"model={args.model} targets={k} ensemble={args.ensemble} steps={7 * args.steps} device={device} "
+          f"threads={torch.get_num_threads()}")
+    print(f"one target at a time: {one_by_one:7.1f} s  {60 * k / one_by_one:6.2f} images/min")
+    print(f"all {k} in one batch:   {batched:7.1f} s  {60 * k / batched:6.2f} images/min")
+    print(f"batched speed-up:     {one_by_one / batched:6.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""piikit: class inversion of image classifiers by Plug-In Inversion, in notebooks.
+
+>>> import piikit
+>>> model = piikit.load_model("efficientnet_lite0")          # doctest: +SKIP
+>>> result = piikit.invert(model, ["volcano", 1], preset="fast")  # doctest: +SKIP
+>>> result.save("out/")                                      # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from .attribution import UnknownLayerError as UnknownLayerError
+from .attribution import attribute as attribute
+from .attribution import attribute_compare as attribute_compare
+from .attribution import plot_attributions as plot_attributions
+from .attribution import plot_comparison as plot_comparison
+from .augment import ColorShift as ColorShift
+from .augment import Flip as Flip
+from .augment import Jitter as Jitter
+from .augment import Repeat as Repeat
+from .config import PRESETS as PRESETS
+from .config import InversionConfig as InversionConfig
+from .config import make_config as make_config
+from .device import resolve_device as resolve_device
+from .errors import HubUnavailableError as HubUnavailableError
+from .errors import InversionFailed as InversionFailed
+from .errors import ModelLoadError as ModelLoadError
+from .errors import PiikitError as PiikitError
+from .errors import UnknownClassError as UnknownClassError
+from .errors import UnknownModelError as UnknownModelError
+from .errors import UnsupportedModelError as UnsupportedModelError
+from .evaluate import score as score
+from .evaluate import summarize as summarize
+from .inversion import Callback as Callback
+from .inversion import Inversion as Inversion
+from .inversion import StepState as StepState
+from .inversion import invert as invert
+from . import labels as labels
+from .labels import resolve_class as resolve_class
+from .labels import search_classes as search_classes
+from .models import Classifier as Classifier
+from .models import available_models as available_models
+from .models import load_model as load_model
+from .objectives import Batch as Batch
+from .objectives import ClassObjective as ClassObjective
+from .objectives import LossTerm as LossTerm
+from .objectives import Objective as Objective
+from .result import InversionResult as InversionResult
+from .schedule import StageSchedule as StageSchedule
+
+__all__ = [
+    "__version__",
+    "Batch",
+    "Callback",
+    "ClassObjective",
+    "Classifier",
+    "ColorShift",
+    "Flip",
+    "HubUnavailableError",
+    "Inversion",
+    "InversionConfig",
+    "InversionFailed",
+    "InversionResult",
+    "Jitter",
+    "LossTerm",
+    "ModelLoadError",
+    "Objective",
+    "PRESETS",
+    "PiikitError",
+    "Repeat",
+    "StageSchedule",
+    "StepState",
+    "UnknownClassError",
+    "UnknownLayerError",
+    "UnknownModelError",
+    "UnsupportedModelError",
+    "attribute",
+    "attribute_compare",
+    "available_models",
+    "invert",
+    "load_model",
+    "make_config",
+    "plot_attributions",
+    "plot_comparison",
+    "resolve_class",
+    "resolve_device",
+    "score",
+    "search_classes",
+    "summarize",
+]

@@ -1,0 +1,589 @@
+"""Captum attributions for inverted images (or any images), and their plots.
+
+One call, Captum's way underneath: :func:`attribute` builds a Captum algorithm on the
+classifier's forward function and calls ``.attribute(inputs, target=...)``. The forward
+function is a :class:`piikit.Classifier`, which takes images in [0, 1] and normalizes
+inside, so attributions are with respect to the pixels you see.
+
+Methods (all return a tensor of the inputs' shape, N×C×H×W):
+
+========================  ===========================================  =====================
+name                      Captum algorithm                             applies to
+========================  ===========================================  =====================
+``saliency``              ``Saliency`` (|gradient|)                    any model
+``integrated_gradients``  ``IntegratedGradients``                      any model
+``input_x_gradient``      ``InputXGradient``                           any model
+``occlusion``             ``Occlusion`` (sliding window)               any model
+``gradcam``               ``LayerGradCam`` on a named layer, upsampled  CNN feature maps;
+                          to the input size and repeated over channels  ViT/Mixer tokens
+========================  ===========================================  =====================
+
+Grad-CAM on Vision Transformers and MLP-Mixers: a token layer's output is N×T×D, which
+Captum's ``LayerGradCam`` would read as "T channels of D positions". piikit instead drops
+the class/register (prefix) tokens, lays the remaining tokens out on the model's patch grid
+(timm's ``patch_embed.grid_size`` / ``stem.grid_size``; an N×H×W×D patch embedding is read
+the same way) and computes Grad-CAM with D as the
+channels, from Captum's ``LayerActivation`` and ``LayerGradientXActivation``. Any other
+layer output (e.g. the pooled features or logits) raises :class:`UnsupportedModelError`
+naming the methods that do apply. For a class-token ViT the default layer is the last
+block's ``norm1`` (the last block's *output* patch tokens do not reach the class token,
+so their gradient is zero).
+
+Baselines: Captum's default baseline is 0 *in the model's input space*; for Captum users
+that is usually a normalized image, i.e. the mean colour. piikit's forward function takes
+[0, 1] pixels, so :func:`attribute` uses the model's normalization mean as the default
+baseline for integrated gradients and occlusion (pass ``baselines=`` to change it).
+
+>>> model = piikit.load_model("efficientnet_lite0")  # doctest: +SKIP
+>>> result = piikit.invert(model, ["goldfinch", "volcano"], "fast")  # doctest: +SKIP
+>>> attr = attribute(model, result, method="gradcam", layer="blocks.6")  # doctest: +SKIP
+>>> plot_attributions(result.images, attr, result.labels)  # doctest: +SKIP
+>>> seen = attribute_compare({"lite0": model, "lite2": "efficientnet_lite2"}, result)  # doctest: +SKIP
+>>> plot_comparison(result.images, seen, result.labels)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import numbers
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import PiikitError, UnsupportedModelError
+from .labels import resolve_class
+from .models import Classifier, load_model
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .result import InversionResult
+
+__all__ = [
+    "METHODS",
+    "UnknownLayerError",
+    "attribute",
+    "attribute_compare",
+    "list_layers",
+    "default_layer",
+    "plot_attributions",
+    "plot_comparison",
+]
+
+#: Method names :func:`attribute` accepts (aliases such as ``"ig"`` or ``"grad-cam"`` too).
+METHODS = ("saliency", "integrated_gradients", "input_x_gradient", "occlusion", "gradcam")
+_ALIASES = {
+    "ig": "integrated_gradients",
+    "integratedgradients": "integrated_gradients",
+    "inputxgradient": "input_x_gradient",
+    "input_times_gradient": "input_x_gradient",
+    "ixg": "input_x_gradient",
+    "grad_cam": "gradcam",
+    "layergradcam": "gradcam",
+    "layer_grad_cam": "gradcam",
+}
+_ANY_MODEL = "saliency, integrated_gradients, input_x_gradient and occlusion work on any model"
+
+Target = Union[int, str, Sequence[Union[int, str]], torch.Tensor, None]
+ModelLike = Union[Classifier, nn.Module, str]
+
+
+class UnknownLayerError(PiikitError, LookupError):
+    """A layer name that is not a module of the model."""
+
+
+# --------------------------------------------------------------------------- helpers
+def _method_name(method: str) -> str:
+    key = method.strip().lower().replace("-", "_").replace(" ", "_")
+    key = _ALIASES.get(key, _ALIASES.get(key.replace("_", ""), key))
+    if key not in METHODS:
+        close = difflib.get_close_matches(key, list(METHODS) + list(_ALIASES), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(_ALIASES.get(c, c) for c in dict.fromkeys(close))}?" if close else ""
+        raise ValueError(f"unknown attribution method {method!r}{hint} (choose one of {', '.join(METHODS)})")
+    return key
+
+
+def list_layers(model: ModelLike) -> list[str]:
+    """The names :func:`attribute` accepts as ``layer=``: timm/torch module names of the
+    network inside the classifier (``"blocks.6"``, ``"conv_head"``, ``"blocks.5.norm1"``)."""
+    with _classifier(model) as clf:
+        return [name for name, _ in clf.model.named_modules() if name]
+
+
+def _find_layer(clf: Classifier, layer: str | nn.Module) -> tuple[str, nn.Module]:
+    """A layer by its timm/torch name in the wrapped network (``"model."`` prefix optional)."""
+    if isinstance(layer, nn.Module):
+        for name, module in clf.named_modules():
+            if module is layer:
+                return name.removeprefix("model.") or type(layer).__name__, layer
+        raise UnknownLayerError(f"the given {type(layer).__name__} module is not a layer of {clf.name}")
+    modules = dict(clf.model.named_modules())
+    modules.pop("", None)
+    name = layer.strip()
+    if name not in modules and name.startswith("model.") and name.removeprefix("model.") in modules:
+        name = name.removeprefix("model.")
+    if name not in modules:
+        close = difflib.get_close_matches(name, list(modules), n=5, cutoff=0.5)
+        hint = f"; close matches: {', '.join(close)}" if close else ""
+        raise UnknownLayerError(
+            f"{clf.name} has no layer {layer!r}{hint} (list them with piikit.attribution.list_layers(model))"
+        )
+    return name, modules[name]
+
+
+def _token_grid(net: nn.Module) -> tuple[int, tuple[int, int]] | None:
+    """(number of prefix tokens, patch grid) for timm ViTs and MLP-Mixers, else None."""
+    for attr in ("patch_embed", "stem"):
+        grid = getattr(getattr(net, attr, None), "grid_size", None)
+        if grid is not None:
+            return int(getattr(net, "num_prefix_tokens", 0) or 0), (int(grid[0]), int(grid[1]))
+    return None
+
+
+@contextlib.contextmanager
+def _captured_shapes(modules: Mapping[str, nn.Module]) -> Iterator[list[tuple[str, tuple[int, ...]]]]:
+    """Record (name, output shape) of each module as it finishes; hooks always removed."""
+    seen: list[tuple[str, tuple[int, ...]]] = []
+    handles = []
+    try:
+        for name, module in modules.items():
+            def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
+                if isinstance(out, torch.Tensor):
+                    seen.append((name, tuple(out.shape)))
+            handles.append(module.register_forward_hook(hook))
+        yield seen
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _layer_kind(shape: tuple[int, ...], grid: tuple[int, tuple[int, int]] | None) -> tuple[str, int] | None:
+    """How Grad-CAM reads a layer's output shape, with the number of leading tokens to skip:
+    ("spatial", 0) for N×C×H×W; ("tokens", k) for N×T×D on the patch grid, with or without
+    the model's k prefix (class/register) tokens, and for N×H×W×D (timm's NHWC patch
+    embedding) on the patch grid; None otherwise."""
+    if grid is not None:
+        prefix, (gh, gw) = grid
+        if len(shape) == 3:
+            for skip in dict.fromkeys((prefix, 0)):
+                if shape[1] == skip + gh * gw:
+                    return "tokens", skip
+        if len(shape) == 4 and tuple(shape[1:3]) == (gh, gw) and tuple(shape[2:]) != (gh, gw):
+            return "tokens", 0
+    if len(shape) == 4 and shape[-1] * shape[-2] > 1:
+        return "spatial", 0
+    return None
+
+
+def _probe(clf: Classifier, modules: Mapping[str, nn.Module], device: torch.device,
+           image: torch.Tensor | None = None) -> list[tuple[str, tuple[int, ...]]]:
+    x = image if image is not None else torch.zeros(1, 3, *clf.input_size, device=device)
+    with torch.no_grad(), _captured_shapes(modules) as seen:
+        clf(x)
+    return seen
+
+
+def default_layer(model: ModelLike) -> str:
+    """The layer Grad-CAM uses when none is named.
+
+    CNNs: the last module to finish with a spatial (N×C×H×W, H·W > 1) output, e.g.
+    ``"bn2"`` (after ``conv_head``) for EfficientNet-Lite. Class-token ViTs: the last
+    block's ``norm1``. Other token models (average-pooled ViTs, MLP-Mixers): the last
+    module with an output on the patch grid.
+
+    >>> default_layer("efficientnet_lite0")  # doctest: +SKIP
+    'bn2'
+    """
+    with _classifier(model) as clf:
+        device = next((p.device for p in clf.parameters()), torch.device("cpu"))
+        return _default_layer(clf, torch.zeros(1, 3, *clf.input_size, device=device))
+
+
+def _default_layer(clf: Classifier, x: torch.Tensor) -> str:
+    net = clf.model
+    grid = _token_grid(net)
+    blocks = getattr(net, "blocks", None)
+    if grid is not None and grid[0] > 0 and getattr(net, "global_pool", None) == "token" and blocks is not None:
+        name = f"blocks.{len(blocks) - 1}.norm1"
+        if name in dict(net.named_modules()):
+            return name
+    modules = {n: m for n, m in net.named_modules() if n}
+    candidates = [n for n, shape in _probe(clf, modules, x.device, x[:1]) if _layer_kind(shape, grid)]
+    if not candidates:
+        raise UnsupportedModelError(
+            f"{clf.name} has no layer with a spatial (N×C×H×W) or patch-token output, so Grad-CAM does not "
+            f"apply; {_ANY_MODEL}"
+        )
+    return candidates[-1]
+
+
+def _targets(target: Target, n: int, clf: Classifier, x: torch.Tensor) -> int | list[int] | torch.Tensor:
+    """Captum's ``target=`` from piikit's: names become indices, None the predicted class."""
+    if target is None:
+        with torch.no_grad():
+            return clf(x).argmax(-1).tolist()
+    if isinstance(target, torch.Tensor):
+        t = target.to(x.device).long()
+        if t.ndim > 1 or (t.ndim == 1 and len(t) not in (1, n)):
+            raise ValueError(f"target tensor of shape {tuple(target.shape)} for {n} image(s); give one index per image")
+        return t
+    if isinstance(target, (numbers.Integral, str)):
+        return resolve_class(_plain(target), clf.class_names)
+    resolved = [resolve_class(_plain(t), clf.class_names) for t in target]
+    if len(resolved) != n:
+        raise ValueError(f"{len(resolved)} targets for {n} image(s); give one per image, or a single one for all")
+    return resolved
+
+
+def _plain(t: Any) -> Any:
+    """numpy/torch integers as Python ints (names stay names)."""
+    return int(t) if isinstance(t, numbers.Integral) and not isinstance(t, bool) else t
+
+
+@contextlib.contextmanager
+def _frozen(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no parameter gradients inside; the module's own flags restored after."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+@contextlib.contextmanager
+def _classifier(model: ModelLike) -> Iterator[Classifier]:
+    """The model as a frozen :class:`Classifier`; a user's module comes back exactly as it
+    was (``load_model`` alone would leave it in eval mode)."""
+    with _frozen(model) if isinstance(model, nn.Module) else contextlib.nullcontext():
+        clf = load_model(model)
+        with _frozen(clf):
+            yield clf
+
+
+def _unpack(images: "torch.Tensor | InversionResult", target: Target) -> tuple[torch.Tensor, Target]:
+    if isinstance(images, torch.Tensor):
+        return images, target
+    if hasattr(images, "images") and hasattr(images, "targets"):  # an InversionResult
+        return images.images, (list(images.targets) if target is None else target)
+    raise TypeError(f"images must be an N×C×H×W tensor or an InversionResult, not {type(images).__name__}")
+
+
+# --------------------------------------------------------------------------- attribution
+def attribute(
+    model: ModelLike,
+    images: "torch.Tensor | InversionResult",
+    target: Target = None,
+    method: str = "saliency",
+    layer: str | nn.Module | None = None,
+    **kwargs: Any,
+) -> torch.Tensor:
+    """Attribute the model's score for ``target`` to the pixels of ``images`` with Captum.
+
+    Args:
+        model: a :class:`piikit.Classifier`, any ``nn.Module`` returning logits (wrapped by
+            :func:`piikit.load_model`, which reads its normalization), or a model name.
+        images: N×3×H×W in [0, 1] (3×H×W for one image), or an :class:`InversionResult`
+            (its images, and its targets when ``target`` is None).
+        target: Captum's semantics plus class names: an int or name (all images), a list
+            with one int or name per image, or a tensor of indices. None: each image's
+            predicted class (or an inversion's own targets).
+        method: ``"saliency"``, ``"integrated_gradients"``, ``"input_x_gradient"``,
+            ``"occlusion"`` or ``"gradcam"``.
+        layer: for Grad-CAM, a timm/torch module name of the network (``"blocks.6"``,
+            ``"bn2"``; see :func:`list_layers`) or the module; None: :func:`default_layer`.
+        **kwargs: passed to the Captum algorithm's ``.attribute``. piikit's defaults:
+            integrated gradients ``baselines`` = the model's mean colour,
+            ``internal_batch_size=32``; occlusion ``sliding_window_shapes=(C, s, s)`` with
+            s = side/8, ``strides`` = s/2, ``baselines`` = the mean colour,
+            ``perturbations_per_eval=8``; Grad-CAM ``relu_attributions=True``.
+
+    Returns:
+        Attributions of the inputs' shape, on the inputs' device (Grad-CAM's map is
+        bilinearly upsampled to H×W and repeated over the channels).
+
+    >>> attr = attribute(model, images, target="goldfinch", method="integrated_gradients", n_steps=16)  # doctest: +SKIP
+    >>> attr.shape == images.shape  # doctest: +SKIP
+    True
+    """
+    images, target = _unpack(images, target)
+    single = images.ndim == 3
+    if single:
+        images = images[None]
+    if images.ndim != 4:
+        raise ValueError(f"images must be N×C×H×W (or C×H×W), got shape {tuple(images.shape)}")
+    name = _method_name(method)
+    if layer is not None and name != "gradcam":
+        raise ValueError(f"layer= applies to Grad-CAM only, not to {name}")
+    with _classifier(model) as clf:
+        device = next((p.device for p in clf.parameters()), torch.device("cpu"))
+        x = images.detach().to(device=device, dtype=torch.float32).clone()
+        captum_target = _targets(target, len(x), clf, x)
+        if name == "gradcam":
+            attr = _gradcam(clf, x, captum_target, layer, kwargs)
+        else:
+            attr = _input_attribution(clf, name, x, captum_target, kwargs)
+    if isinstance(attr, tuple):  # return_convergence_delta=True: Captum's (attributions, delta)
+        return tuple(a.detach().to(images.device) for a in attr)  # type: ignore[return-value]
+    attr = attr.detach().to(images.device)
+    return attr[0] if single else attr
+
+
+def _input_attribution(clf: Classifier, name: str, x: torch.Tensor, target: Any, kwargs: dict[str, Any]) -> Any:
+    from captum.attr import InputXGradient, IntegratedGradients, Occlusion, Saliency
+
+    mean_image = clf.mean.to(x.device).expand_as(x)
+    if name != "occlusion":
+        x.requires_grad_(True)  # Captum would set it too, with a warning
+    if name == "saliency":
+        return Saliency(clf).attribute(x, target=target, **kwargs)
+    if name == "input_x_gradient":
+        return InputXGradient(clf).attribute(x, target=target, **kwargs)
+    if name == "integrated_gradients":
+        kwargs.setdefault("baselines", mean_image)
+        kwargs.setdefault("internal_batch_size", 32)
+        return IntegratedGradients(clf).attribute(x, target=target, **kwargs)
+    # occlusion
+    side = max(1, min(x.shape[-2:]) // 8)
+    kwargs.setdefault("sliding_window_shapes", (x.shape[1], side, side))
+    kwargs.setdefault("strides", max(1, side // 2))
+    kwargs.setdefault("baselines", mean_image)
+    kwargs.setdefault("perturbations_per_eval", 8)
+    return Occlusion(clf).attribute(x, target=target, **kwargs)
+
+
+def _gradcam(clf: Classifier, x: torch.Tensor, target: Any, layer: str | nn.Module | None,
+             kwargs: dict[str, Any]) -> torch.Tensor:
+    from captum.attr import LayerActivation, LayerAttribution, LayerGradCam, LayerGradientXActivation
+
+    layer_name, module = _find_layer(clf, layer if layer is not None else _default_layer(clf, x))
+    grid = _token_grid(clf.model)
+    shape = dict(_probe(clf, {layer_name: module}, x.device, x[:1])).get(layer_name)
+    kind = _layer_kind(shape, grid) if shape is not None else None
+    if kind is None:
+        got = "no tensor" if shape is None else "×".join(map(str, shape))
+        tokens = " or N×tokens×D on the patch grid (ViT/Mixer)" if grid is not None else ""
+        try:
+            suggestion = f"Name a feature layer (e.g. the default, {_default_layer(clf, x)!r}), or use another method"
+        except UnsupportedModelError:
+            suggestion = "This model has no such layer; use another method"
+        raise UnsupportedModelError(
+            f"Grad-CAM needs a layer with a spatial output, N×C×H×W{tokens}; {clf.name}'s {layer_name!r} outputs "
+            f"{got}. {suggestion}: {_ANY_MODEL}"
+        )
+    relu = kwargs.pop("relu_attributions", True)
+    if kind[0] == "spatial":
+        cam = LayerGradCam(clf, module).attribute(x, target=target, relu_attributions=relu, **kwargs)
+    else:
+        # Tokens: Grad-CAM with the D features as channels and the patch tokens as positions.
+        assert grid is not None
+        prefix, (gh, gw) = kind[1], grid[1]
+        acts = LayerActivation(clf, module).attribute(x, **kwargs)
+        grads = LayerGradientXActivation(clf, module, multiply_by_inputs=False).attribute(x, target=target, **kwargs)
+        if acts.ndim == 4:  # N×H×W×D → N×(H·W)×D
+            acts, grads = acts.flatten(1, 2), grads.flatten(1, 2)
+        acts, grads = acts[:, prefix:], grads[:, prefix:]
+        cam = (grads.mean(dim=1, keepdim=True) * acts).sum(-1)  # N×(gh·gw)
+        cam = cam.view(len(x), 1, gh, gw)
+        if relu:
+            cam = cam.relu()
+    if not cam.any():
+        warnings.warn(
+            f"Grad-CAM on {layer_name!r} is zero everywhere: the target's gradient does not reach this layer's "
+            "positions (e.g. a class-token ViT's last block output), or no position raises the score "
+            f"(relu_attributions). Try {_default_layer(clf, x)!r} or another layer.",
+            stacklevel=3,
+        )
+    cam = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+    return cam.expand(-1, x.shape[1], -1, -1).contiguous()
+
+
+def _model_names(models: Sequence[ModelLike] | Mapping[str, ModelLike]) -> dict[str, ModelLike]:
+    if isinstance(models, Mapping):
+        return dict(models)
+    named: dict[str, ModelLike] = {}
+    for m in models:
+        name = m if isinstance(m, str) else getattr(m, "name", None) or type(m).__name__
+        base, k = name, 2
+        while name in named:
+            name, k = f"{base} ({k})", k + 1
+        named[name] = m
+    return named
+
+
+def attribute_compare(
+    models: Sequence[ModelLike] | Mapping[str, ModelLike],
+    images: "torch.Tensor | InversionResult",
+    target: Target = None,
+    method: str = "saliency",
+    layer: str | Mapping[str, str] | None = None,
+    **kwargs: Any,
+) -> dict[str, torch.Tensor]:
+    """What several models see in the same images: :func:`attribute` once per model.
+
+    The usual use: model A's inversion, attributed by A and by another model B
+    (``attribute_compare([lite0, "efficientnet_lite2"], result)``), to see whether B
+    finds the class where A put it.
+
+    Args:
+        models: classifiers, modules or names; a mapping gives them display names.
+        images, target, method, kwargs: as for :func:`attribute` (an
+            :class:`InversionResult` supplies its targets, so all models explain the
+            inverted class rather than their own prediction).
+        layer: Grad-CAM layer, one name for all or a mapping model name → layer name
+            (models left out use :func:`default_layer`).
+
+    Returns:
+        Model name → attributions of the inputs' shape, in the order given.
+    """
+    images, target = _unpack(images, target)
+    out: dict[str, torch.Tensor] = {}
+    for name, model in _model_names(models).items():
+        lay = layer.get(name) if isinstance(layer, Mapping) else layer
+        out[name] = attribute(model, images, target, method, lay, **dict(kwargs))
+    return out
+
+
+# --------------------------------------------------------------------------- plots
+def _hwc(t: torch.Tensor) -> np.ndarray:
+    """C×H×W (or H×W) tensor → H×W×C (or H×W) float numpy, as Captum's plots expect."""
+    t = t.detach().float().cpu()
+    return t.permute(1, 2, 0).numpy() if t.ndim == 3 else t.numpy()
+
+
+def _draw_attr(ax: "Axes", attr: np.ndarray, image: np.ndarray, method: str, sign: str,
+               outlier_perc: float, cmap: Any, alpha: float) -> None:
+    from captum.attr import visualization as viz
+
+    flat = attr.sum(axis=2) if attr.ndim == 3 else attr
+    kept = {"positive": np.maximum(flat, 0), "negative": np.minimum(flat, 0)}.get(sign, flat)
+    if not np.any(kept):
+        # Captum cannot normalize an all-zero map (it asserts); show an empty panel instead.
+        ax.imshow(image if method == "blended_heat_map" else np.zeros_like(flat), cmap="gray", vmin=0, vmax=1)
+        ax.text(0.5, 0.5, f"no {sign.replace('_', ' ')} attribution", transform=ax.transAxes, ha="center",
+                va="center", fontsize=8, color="tab:red")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return
+    viz.visualize_image_attr(attr, image, method=method, sign=sign, plt_fig_axis=(ax.figure, ax),
+                             outlier_perc=outlier_perc, cmap=cmap, alpha_overlay=alpha, use_pyplot=False)
+
+
+def _check_pair(images: torch.Tensor, attr: torch.Tensor, who: str = "attributions") -> torch.Tensor:
+    if attr.ndim == 3 and images.ndim == 4:  # N×H×W maps
+        attr = attr[:, None]
+    if attr.ndim != 4 or len(attr) != len(images) or attr.shape[-2:] != images.shape[-2:]:
+        raise ValueError(f"{who} of shape {tuple(attr.shape)} do not match images of shape {tuple(images.shape)}")
+    return attr
+
+
+def _figure_axes(nrows: int, ncols: int, size: float, axes: Sequence["Axes"] | None) -> tuple["Figure", list["Axes"]]:
+    if axes is not None:
+        axes = list(np.ravel(axes))
+        if len(axes) < nrows * ncols:
+            raise ValueError(f"need {nrows * ncols} axes, got {len(axes)}")
+        return axes[0].figure, axes
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(size * ncols, size * nrows + 0.4), layout="constrained")
+    return fig, list(fig.subplots(nrows, ncols, squeeze=False).ravel())
+
+
+def plot_attributions(
+    images: torch.Tensor,
+    attributions: torch.Tensor,
+    titles: Sequence[str] | None = None,
+    *,
+    sign: str = "absolute_value",
+    outlier_perc: float = 2,
+    cmap: Any = None,
+    alpha: float = 0.5,
+    axes: Sequence["Axes"] | None = None,
+    size: float = 2.4,
+) -> "Figure":
+    """One row per image: the image | its attribution heat map | the map over the image.
+
+    Drawn with Captum's ``visualize_image_attr(..., use_pyplot=False)`` (channels summed,
+    the top ``outlier_perc`` % clipped, as Captum does); never shows the figure.
+
+    Args:
+        images: N×3×H×W in [0, 1] (or one 3×H×W).
+        attributions: N×C×H×W or N×H×W from :func:`attribute`.
+        titles: one per image (e.g. ``result.labels``), shown on the image panel.
+        sign: ``"absolute_value"``, ``"positive"``, ``"negative"`` or ``"all"`` (Captum's).
+        axes: N×3 axes to draw into (default: a new figure).
+
+    Returns:
+        The matplotlib ``Figure`` (N×3 axes).
+    """
+    if images.ndim == 3:
+        images, attributions = images[None], attributions[None]
+    attributions = _check_pair(images, attributions)
+    n = len(images)
+    fig, axs = _figure_axes(n, 3, size, axes)
+    for i in range(n):
+        img, attr = _hwc(images[i].clamp(0, 1)), _hwc(attributions[i])
+        ax_img, ax_heat, ax_over = axs[3 * i : 3 * i + 3]
+        ax_img.imshow(img)
+        ax_img.set_xticks([])
+        ax_img.set_yticks([])
+        _draw_attr(ax_heat, attr, img, "heat_map", sign, outlier_perc, cmap, alpha)
+        _draw_attr(ax_over, attr, img, "blended_heat_map", sign, outlier_perc, cmap, alpha)
+        if titles is not None:
+            ax_img.set_title(titles[i], fontsize=9)
+        if i == 0:
+            ax_heat.set_title(f"attribution ({sign.replace('_', ' ')})", fontsize=9)
+            ax_over.set_title("overlay", fontsize=9)
+    return fig
+
+
+def plot_comparison(
+    images: torch.Tensor,
+    attributions: Mapping[str, torch.Tensor],
+    titles: Sequence[str] | None = None,
+    *,
+    overlay: bool = True,
+    sign: str = "absolute_value",
+    outlier_perc: float = 2,
+    cmap: Any = None,
+    alpha: float = 0.5,
+    axes: Sequence["Axes"] | None = None,
+    size: float = 2.4,
+) -> "Figure":
+    """One row per image: the image, then each model's attribution (overlaid on the image,
+    or as a plain heat map with ``overlay=False``); columns headed by the model names.
+
+    ``attributions`` is what :func:`attribute_compare` returns. Returns the ``Figure``
+    (N × (1 + models) axes).
+    """
+    if images.ndim == 3:
+        images = images[None]
+        attributions = {k: v[None] for k, v in attributions.items()}
+    maps = {name: _check_pair(images, a, f"{name}'s attributions") for name, a in attributions.items()}
+    n, ncols = len(images), 1 + len(maps)
+    fig, axs = _figure_axes(n, ncols, size, axes)
+    method = "blended_heat_map" if overlay else "heat_map"
+    for i in range(n):
+        img = _hwc(images[i].clamp(0, 1))
+        row = axs[ncols * i : ncols * (i + 1)]
+        row[0].imshow(img)
+        row[0].set_xticks([])
+        row[0].set_yticks([])
+        if titles is not None:
+            row[0].set_title(titles[i], fontsize=9)
+        for ax, (name, attr) in zip(row[1:], maps.items()):
+            _draw_attr(ax, _hwc(attr[i]), img, method, sign, outlier_perc, cmap, alpha)
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+    return fig

@@ -1,0 +1,127 @@
+"""The inversion config and its presets.
+
+:class:`InversionConfig` defaults are the paper's settings (PII §4): 7 stages of 400 Adam
+steps (lr 0.01, betas (0.5, 0.99), cosine decay to 0 within each stage, optimizer re-made
+per stage), zoom + centering, jitter of up to 32 px, ColorShift with alpha = beta = 1 and an
+ensemble of 32 ColorShifted copies; no regularizer.
+
+Presets, by name:
+
+``paper``
+    exactly the defaults: about an hour per class for EfficientNet-Lite0 on 2 CPU cores.
+``fast``
+    fewer steps and a smaller ensemble, tuned by measuring how often *other* models
+    recognise the result (see ``benchmarks/tune_presets.py``): about a minute per class
+    for Lite0 on 2 CPU cores.
+``preview``
+    a few seconds, for tests, notebooks' smoke mode and trying things out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .schedule import _MODES, ScheduleMode
+
+__all__ = ["InversionConfig", "PRESETS", "make_config"]
+
+
+@dataclass(frozen=True)
+class InversionConfig:
+    """Every setting of a Plug-In Inversion run; the defaults are the paper's."""
+
+    # Stages (PII §3.1): the image grows from 2/8 to 8/8 of image_size over 7 stages.
+    image_size: int | None = None  # None: the model's own input size (224 for most ImageNet models)
+    stages: int = 7  # paper: 7
+    steps_per_stage: int = 400  # paper: 400
+    schedule: ScheduleMode = "zoom+center"  # paper: zoom + centering
+
+    # Augmentations (PII §3, §3.2, §3.3).
+    jitter: int = 32  # paper: a random roll of up to 32 px per axis
+    flip: float = 0.0  # probability of a horizontal flip; paper: not used
+    color_shift: bool = True  # paper: on
+    alpha: float = 1.0  # ColorShift mean range U(-alpha, alpha); paper: 1.0
+    beta: float = 1.0  # ColorShift log-scale range U(-beta, beta); paper: 1.0
+    ensemble: int = 32  # ColorShifted copies per image; paper: the largest that fits, up to 32
+    micro_batch: int | None = None  # copies per forward pass; None: the whole ensemble. Exact (gradient accumulation)
+
+    # Optimizer (PII §4).
+    lr: float = 0.01  # paper: 0.01
+    betas: tuple[float, float] = (0.5, 0.99)  # paper: (0.5, 0.99)
+    lr_schedule: Literal["cosine", "constant"] = "cosine"  # paper: cosine decay to 0 within each stage
+
+    # Priors (PII §2.2, Fig. 4): paper PII uses none; for the Fig. 4 TV ablation.
+    tv_weight: float = 0.0  # total variation (DeepInversion's 4-direction L2 form, pixel space); paper: 0
+    l2_weight: float = 0.0  # L2 image prior ‖x‖₂ (pixel space); paper: 0
+
+    # Speed, no effect on the maths beyond rounding.
+    amp: bool = False  # bfloat16 autocast for the model's forward pass
+    channels_last: bool = False  # channels-last memory format (faster convolutions on GPUs)
+
+    def __post_init__(self) -> None:
+        if self.image_size is not None and self.image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {self.image_size}")
+        if self.stages < 1 or self.steps_per_stage < 1:
+            raise ValueError(f"stages and steps_per_stage must be >= 1, got {self.stages}, {self.steps_per_stage}")
+        if self.schedule not in _MODES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(_MODES)}")
+        if self.ensemble < 1:
+            raise ValueError(f"ensemble must be >= 1, got {self.ensemble}")
+        if self.micro_batch is not None and self.micro_batch < 1:
+            raise ValueError(f"micro_batch must be >= 1 or None, got {self.micro_batch}")
+        if self.jitter < 0 or not 0.0 <= self.flip <= 1.0 or self.alpha < 0 or self.beta < 0 or self.lr <= 0:
+            raise ValueError("jitter, alpha and beta must be >= 0, flip in [0, 1] and lr > 0")
+        if self.tv_weight < 0 or self.l2_weight < 0:
+            raise ValueError(f"tv_weight and l2_weight must be >= 0, got {self.tv_weight}, {self.l2_weight}")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+
+    @property
+    def total_steps(self) -> int:
+        return self.stages * self.steps_per_stage
+
+    def replace(self, **overrides: Any) -> "InversionConfig":
+        """A copy with some fields changed; ``None`` values mean "keep"."""
+        return _replace(self, overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, InversionConfig] = {
+    "paper": InversionConfig(),
+    "fast": InversionConfig(steps_per_stage=40, ensemble=4),
+    "preview": InversionConfig(stages=3, steps_per_stage=10, ensemble=2, lr=0.1),
+}
+
+
+def _replace(config: InversionConfig, overrides: dict[str, Any]) -> InversionConfig:
+    fields = {f.name for f in dataclasses.fields(InversionConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        import difflib
+
+        hints = [f"{k} (did you mean {', '.join(difflib.get_close_matches(k, fields, n=2)) or '?'})" for k in unknown]
+        raise TypeError(f"unknown inversion setting(s): {'; '.join(hints)}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def make_config(preset: str | InversionConfig = "fast", **overrides: Any) -> InversionConfig:
+    """A preset by name (``"paper"``, ``"fast"``, ``"preview"``) or a config, with overrides.
+
+    >>> make_config("paper").steps_per_stage
+    400
+    >>> make_config("paper", ensemble=8, lr=None).ensemble  # None keeps the preset's value
+    8
+    """
+    if isinstance(preset, InversionConfig):
+        base = preset
+    elif preset in PRESETS:
+        base = PRESETS[preset]
+    else:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return _replace(base, overrides)

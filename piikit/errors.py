@@ -1,0 +1,60 @@
+"""Exceptions raised by piikit.
+
+Every error a user can cause by bad input derives from :class:`PiikitError`, so a
+command line or a notebook can catch one type and show its one-line message. The
+subclasses also derive from the builtin a Python user would expect (``ValueError``,
+``LookupError``, ...), so ``except ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .result import InversionResult
+
+__all__ = [
+    "PiikitError",
+    "UnknownModelError",
+    "UnknownClassError",
+    "ModelLoadError",
+    "HubUnavailableError",
+    "UnsupportedModelError",
+    "InversionFailed",
+]
+
+
+class PiikitError(Exception):
+    """Base class of the errors piikit raises for bad input or a failed run."""
+
+
+class UnknownModelError(PiikitError, LookupError):
+    """A model name that neither piikit, timm nor torchvision knows."""
+
+
+class UnknownClassError(PiikitError, LookupError):
+    """A class name that matches no label, or an index out of range."""
+
+
+class ModelLoadError(PiikitError, RuntimeError):
+    """A model or checkpoint that exists but cannot be loaded as asked."""
+
+
+class HubUnavailableError(ModelLoadError):
+    """``pretrained=True`` was asked for but the weights' hub cannot be reached."""
+
+
+class UnsupportedModelError(PiikitError, TypeError):
+    """A model whose output or structure piikit cannot work with."""
+
+
+class InversionFailed(PiikitError, RuntimeError):
+    """A run stopped by a non-finite loss or by running out of memory.
+
+    ``partial`` holds what was done before the failure (the last finite images,
+    history and snapshots) so no work is lost.
+    """
+
+    def __init__(self, message: str, partial: "InversionResult | None" = None) -> None:
+        super().__init__(message)
+        self.partial: Any = partial

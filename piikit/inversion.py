@@ -1,0 +1,438 @@
+"""The Plug-In Inversion step loop.
+
+One step (PII §3.4): jitter the image (one random roll for the whole batch), optionally
+flip it, repeat each image ``ensemble`` times, ColorShift every copy with its own random
+mean and scale, run the model, and take one Adam step on the mean cross-entropy of each
+image's copies; then clamp the image to [0, 1]. Stages grow the image (zoom + centering,
+:mod:`piikit.schedule`), each with a fresh optimizer and its own cosine decay.
+
+The loop knows nothing of progress bars beyond ``tqdm`` nor of widgets or plots: it calls
+:class:`Callback` hooks, and :class:`Inversion` can be advanced a chunk of steps at a time
+(``run(max_steps=...)``), which is how a notebook explorer keeps its Stop button live.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .augment import ColorShift, Flip, Jitter
+from .config import InversionConfig, make_config
+from .device import resolve_device
+from .errors import InversionFailed
+from .labels import resolve_classes
+from .models import Classifier, load_model
+from .objectives import Batch, ClassObjective, LossTerm, Objective, attached
+from .priors import L2Prior, TotalVariation
+from .result import InversionResult
+from .schedule import StageSchedule
+
+__all__ = ["invert", "Inversion", "Callback", "StepState"]
+
+
+@dataclass
+class StepState:
+    """What callbacks see after each step (tensors stay on the run's device; reading a
+    value with ``.item()`` waits for the device, so a fast callback avoids it)."""
+
+    stage: int
+    step: int  # steps done in this stage
+    global_step: int  # steps done in the run
+    total_steps: int
+    image: torch.Tensor  # K×3×h×w, what the model sees before augmentation (detached)
+    loss: torch.Tensor  # 0-d total loss of the last step
+    prob: torch.Tensor  # (K,) target probability averaged over the augmented copies
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    lr: float = 0.0
+    stop_requested: str | None = None
+
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the run to end after this step; it returns what it has so far."""
+        self.stop_requested = reason
+
+
+class Callback:
+    """Base class for loop hooks; override the ones you need. A plain function passed
+    as a callback is called as ``on_step_end``."""
+
+    def on_stage_start(self, state: StepState) -> None: ...
+
+    def on_step_end(self, state: StepState) -> None: ...
+
+    def on_stage_end(self, state: StepState) -> None: ...
+
+    def on_end(self, result: InversionResult) -> None: ...
+
+
+class _StepFunction(Callback):
+    def __init__(self, fn: Callable[[StepState], Any]) -> None:
+        self.fn = fn
+
+    def on_step_end(self, state: StepState) -> None:
+        self.fn(state)
+
+
+@contextlib.contextmanager
+def _prepared(model: nn.Module, channels_last: bool) -> Iterator[None]:
+    """Eval mode and no parameter gradients for the run, restored afterwards, so a
+    user's module comes back exactly as it was."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+def _is_oom(error: BaseException) -> bool:
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+class Inversion:
+    """A resumable Plug-In Inversion run; :func:`invert` is ``Inversion(...).run()``.
+
+    ``run(max_steps=n)`` advances at most ``n`` steps and returns the result so far; call it
+    again to go on. Ctrl-C, or a callback calling ``state.stop()``, ends a ``run`` early and
+    returns the partial result (``interrupted=True``); a later ``run()`` resumes.
+    Arguments are those of :func:`invert`.
+    """
+
+    def __init__(
+        self,
+        model: Classifier | nn.Module | str,
+        targets: int | str | Sequence[int | str] | None,
+        preset: str | InversionConfig = "paper",
+        *,
+        seed: int | None = 0,
+        device: str | torch.device | None = "auto",
+        objective: Objective | None = None,
+        terms: Sequence[LossTerm] = (),
+        callbacks: Sequence[Callback | Callable[[StepState], Any]] = (),
+        progress: bool = True,
+        init: torch.Tensor | None = None,
+        num_images: int | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.config = make_config(preset, **overrides)
+        self.device = resolve_device(device)
+        self.model = load_model(model).to(self.device)
+        self.objective = objective if objective is not None else ClassObjective()
+        self.terms = list(terms)
+        # Optional priors from the config (the PII Fig. 4 TV ablation); PII itself uses none.
+        if self.config.tv_weight > 0:
+            self.terms.append(TotalVariation(self.config.tv_weight))
+        if self.config.l2_weight > 0:
+            self.terms.append(L2Prior(self.config.l2_weight))
+        self.callbacks = [c if isinstance(c, Callback) else _StepFunction(c) for c in callbacks]
+        self.progress = progress
+        if targets is None:
+            if self.objective.needs_targets:
+                raise ValueError("class inversion needs target classes (pass targets=..., or an objective)")
+            k = num_images or (len(init) if init is not None else 1)
+            self.targets = [-1] * k
+        else:
+            self.targets = resolve_classes(targets, self.model.class_names)
+        cfg = self.config
+        size = cfg.image_size or self.model.input_size[0]
+        self.schedule = StageSchedule(size, cfg.stages, cfg.schedule)
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        self.seed = seed
+        # Host-side draws (jitter shift, flip) come from a CPU generator so they never make
+        # the device wait; tensors (noise, ColorShift) from one on the run's device.
+        self.host_rng = torch.Generator().manual_seed(seed)
+        self.rng = torch.Generator(self.device).manual_seed(seed)
+        self.jitter = Jitter(cfg.jitter)
+        self.flip = Flip(cfg.flip)
+        self.color_shift = ColorShift(cfg.alpha, cfg.beta)
+        self._target_tensor = torch.tensor(self.targets, device=self.device)
+        if init is not None and init.shape[0] != len(self.targets):
+            raise ValueError(f"init has {init.shape[0]} images for {len(self.targets)} targets")
+        self._init = init
+        self.stage = -1
+        self.step_in_stage = cfg.steps_per_stage  # "the previous stage is finished"
+        self.global_step = 0
+        self.image: torch.Tensor | None = None
+        self.canvas: torch.Tensor | None = None
+        self._last_good: torch.Tensor | None = None
+        self._history: list[dict[str, Any]] = []
+        self._history_done: dict[str, list[torch.Tensor]] = {}
+        self.snapshots: list[torch.Tensor] = []
+        self.elapsed_s = 0.0
+        self.stop_reason: str | None = None
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.total_steps
+
+    @property
+    def done(self) -> bool:
+        return self.global_step >= self.total_steps
+
+    # ----------------------------------------------------------------- stages
+    def _begin_stage(self) -> None:
+        self.stage += 1
+        self.step_in_stage = 0
+        if self.stage == 0:
+            k = len(self.targets)
+            self.canvas = self.schedule.canvas(k, self.rng, self.device)
+            if self._init is not None:
+                s = self.schedule.sizes[0]
+                image = torch.nn.functional.interpolate(
+                    self._init.detach().float().to(self.device), size=(s, s), mode="bilinear", align_corners=False
+                ).clamp(0, 1)
+            else:
+                image = self.schedule.initial(k, self.rng, self.device)
+        else:
+            assert self.image is not None
+            image = self.schedule.grow(self.image, self.stage, self.rng, self.canvas)
+        self.image = image.detach().clone().requires_grad_(True)
+        self._last_good = self.image.detach().clone()
+        cfg = self.config
+        self.optimizer = torch.optim.Adam([self.image], lr=cfg.lr, betas=cfg.betas)
+        self._call("on_stage_start", self._state(None, None, {}, cfg.lr))
+
+    def _end_stage(self) -> None:
+        self.snapshots.append(self._view().detach().cpu())
+        self._flush_history()
+        self._call("on_stage_end", self._last_state)
+
+    def _view(self) -> torch.Tensor:
+        assert self.image is not None
+        return self.schedule.model_input(self.image, self.canvas)
+
+    # ----------------------------------------------------------------- one step
+    def _lr(self) -> float:
+        cfg = self.config
+        if cfg.lr_schedule == "constant":
+            return cfg.lr
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * self.step_in_stage / cfg.steps_per_stage))
+
+    def _step(self) -> StepState:
+        cfg = self.config
+        k, e = len(self.targets), cfg.ensemble
+        lr = self._lr()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+
+        view = self._view()
+        shifted = self.flip(self.jitter(view, generator=self.host_rng), generator=self.host_rng)
+        if cfg.color_shift:
+            mu, sigma = self.color_shift.sample_params(torch.Size((k * e, 3)), generator=self.rng)
+            mu, sigma = mu.view(k, e, 3, 1, 1), sigma.view(k, e, 3, 1, 1)
+        chunk = cfg.micro_batch or e
+        total = torch.zeros((), device=self.device)
+        prob = torch.zeros(k, device=self.device)
+        term_values: dict[str, torch.Tensor] = {}
+        for start in range(0, e, chunk):
+            m = min(chunk, e - start)
+            x = shifted.repeat_interleave(m, dim=0) if m > 1 else shifted
+            if cfg.color_shift:
+                x = self.color_shift(x, params=(mu[:, start : start + m].reshape(-1, 3, 1, 1),
+                                               sigma[:, start : start + m].reshape(-1, 3, 1, 1)))
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+                logits = self.model(x)
+            batch = Batch(view, x, logits, self._target_tensor.repeat_interleave(m),
+                          torch.arange(k, device=self.device).repeat_interleave(m), e)
+            # Sum over copies / e: each image's loss is the mean over its whole ensemble,
+            # so chunking (gradient accumulation) gives exactly the full-batch gradient.
+            loss = self.objective(batch).sum() / e
+            for term in self.terms:
+                value = term(batch) * (m / e)
+                term_values[term.name] = term_values.get(term.name, 0) + value.detach()
+                loss = loss + term.weight * value
+            loss.backward(retain_graph=start + m < e)
+            total += loss.detach()
+            if self._target_tensor[0] >= 0:
+                p = logits.detach().float().softmax(-1).gather(1, batch.targets[:, None]).view(k, m)
+                prob += p.sum(1) / e
+        self.optimizer.step()
+        with torch.no_grad():
+            self.image.clamp_(0, 1)
+        self.step_in_stage += 1
+        self.global_step += 1
+        self._history.append({"loss": total, "prob": prob, "lr": lr, "stage": self.stage, **term_values})
+        return self._state(total, prob, term_values, lr)
+
+    def _state(self, loss: torch.Tensor | None, prob: torch.Tensor | None, terms: dict[str, torch.Tensor], lr: float) -> StepState:
+        zero = torch.zeros((), device=self.device)
+        self._last_state = StepState(
+            stage=self.stage, step=self.step_in_stage, global_step=self.global_step, total_steps=self.total_steps,
+            image=self._view().detach(), loss=zero if loss is None else loss,
+            prob=torch.zeros(len(self.targets), device=self.device) if prob is None else prob, terms=terms, lr=lr,
+        )
+        return self._last_state
+
+    def _call(self, hook: str, arg: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(arg)
+
+    def _flush_history(self) -> None:
+        """Move the pending per-step records to the CPU in one transfer per stage."""
+        if not self._history:
+            return
+        for key in self._history[0]:
+            values = [h[key] for h in self._history]
+            stacked = torch.stack(values).cpu() if isinstance(values[0], torch.Tensor) else torch.tensor(values)
+            self._history_done.setdefault(key, []).append(stacked)
+        self._history = []
+
+    def _check_finite(self) -> None:
+        """Stop on a non-finite loss, keeping the last image that was finite."""
+        assert self.image is not None
+        last = self._history[-1]["loss"] if self._history else None
+        if last is not None and not torch.isfinite(last):
+            with torch.no_grad():
+                self.image.copy_(self._last_good)
+            self.stop_reason = "nonfinite"
+            raise InversionFailed(
+                f"the loss became non-finite at step {self.global_step} (stage {self.stage + 1}); "
+                "the partial result holds the last finite image. A smaller lr, or amp=False, usually helps.",
+                partial=self.result(),
+            )
+        self._last_good = self.image.detach().clone()
+
+    # ----------------------------------------------------------------- driving
+    def run(self, max_steps: int | None = None) -> InversionResult:
+        """Advance up to ``max_steps`` steps (default: to the end) and return the result."""
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        # Checking the loss needs a host sync; on an accelerator do it now and then.
+        check_every = 1 if self.device.type == "cpu" else 25
+        self.stop_reason = None
+        started = time.perf_counter()
+        bar = tqdm(total=self.total_steps, initial=self.global_step, disable=not self.progress,
+                   desc=f"{self.model.name} ×{len(self.targets)}", leave=False)
+        done_here = 0
+        try:
+            with _prepared(self.model, cfg.channels_last), attached(self.model, [self.objective, *self.terms]):
+                while not self.done and (max_steps is None or done_here < max_steps):
+                    if self.step_in_stage >= cfg.steps_per_stage:
+                        self._begin_stage()
+                    state = self._step()
+                    done_here += 1
+                    bar.update(1)
+                    if self.global_step % check_every == 0 or self.step_in_stage == cfg.steps_per_stage:
+                        self._check_finite()
+                    if self.progress and self.global_step % 20 == 0:
+                        bar.set_postfix(stage=f"{self.stage + 1}/{cfg.stages}", loss=f"{state.loss.item():.3f}")
+                    self._call("on_step_end", state)
+                    if self.step_in_stage == cfg.steps_per_stage:
+                        self._end_stage()
+                    if state.stop_requested:
+                        self.stop_reason = state.stop_requested
+                        break
+        except KeyboardInterrupt:
+            self.stop_reason = "interrupted"
+            warnings.warn(f"interrupted at step {self.global_step}/{self.total_steps}; returning the partial result",
+                          stacklevel=2)
+        except (torch.OutOfMemoryError, RuntimeError) as error:
+            if not _is_oom(error):
+                raise
+            self.stop_reason = "oom"
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = max(1, (cfg.micro_batch or cfg.ensemble) // 2)
+            raise InversionFailed(
+                f"out of memory on {self.device} with {len(self.targets)} image(s) × ensemble {cfg.ensemble}. "
+                f"Try micro_batch={half} (same result, less memory), fewer targets per run, or a smaller ensemble.",
+                partial=self.result(),
+            ) from error
+        finally:
+            bar.close()
+            self.elapsed_s += time.perf_counter() - started
+        result = self.result()
+        self._call("on_end", result)
+        return result
+
+    def result(self) -> InversionResult:
+        """The result so far (the full result once :attr:`done`)."""
+        self._flush_history()
+        history = {k: torch.cat(v) for k, v in self._history_done.items()}
+        if self.image is None:
+            images = torch.empty(0, 3, 0, 0)
+            probs = None
+        else:
+            with torch.no_grad(), _prepared(self.model, False):
+                view = self._view().detach().clamp(0, 1)
+                probs = None
+                if self.targets[0] >= 0:
+                    probs = self.model(view).float().softmax(-1).gather(1, self._target_tensor[:, None]).view(-1).cpu()
+            images = view.float().cpu()
+        return InversionResult(
+            images=images, targets=list(self.targets), class_names=self.model.class_names, config=self.config,
+            seed=self.seed, model_name=self.model.name, history=history, snapshots=list(self.snapshots),
+            final_probs=probs, interrupted=not self.done, stop_reason=self.stop_reason if not self.done else None,
+            steps_done=self.global_step, elapsed_s=self.elapsed_s, device=str(self.device),
+        )
+
+
+def invert(
+    model: Classifier | nn.Module | str,
+    targets: int | str | Sequence[int | str] | None,
+    preset: str | InversionConfig = "paper",
+    *,
+    seed: int | None = 0,
+    device: str | torch.device | None = "auto",
+    objective: Objective | None = None,
+    terms: Sequence[LossTerm] = (),
+    callbacks: Sequence[Callback | Callable[[StepState], Any]] = (),
+    progress: bool = True,
+    init: torch.Tensor | None = None,
+    **overrides: Any,
+) -> InversionResult:
+    """Invert a classifier: synthesize one image per target class by Plug-In Inversion.
+
+    Args:
+        model: a :class:`Classifier`, any ``nn.Module`` returning logits, or a name for
+            :func:`piikit.load_model` (``"efficientnet_lite0"`` works offline).
+        targets: a class index or name, or a list of them; all are optimized together in
+            one batch, each with its own image and its own ColorShift ensemble.
+        preset: ``"paper"`` (7 stages × 400 steps, ensemble 32: the paper's settings),
+            ``"fast"`` (about a minute per class for Lite0 on 2 CPU cores), ``"preview"``
+            (seconds), or an :class:`InversionConfig`.
+        seed: the same seed on the same device gives the same images; None draws one
+            (recorded in the result).
+        device: ``"auto"`` (CUDA, then MPS, then CPU) or any torch device.
+        objective: what to optimize instead of the class cross-entropy (feature objectives).
+        terms: extra weighted loss terms (priors), e.g. total variation.
+        callbacks: :class:`Callback` objects, or functions called after every step.
+        progress: show a ``tqdm`` progress bar.
+        init: K×3×H×W images in [0, 1] to start from instead of noise.
+        **overrides: any :class:`InversionConfig` field, e.g. ``ensemble=8``; ``None`` keeps
+            the preset's value.
+
+    Returns:
+        An :class:`InversionResult`; after Ctrl-C, the partial result with ``interrupted=True``.
+
+    Raises:
+        InversionFailed: on a non-finite loss or out of memory; ``.partial`` holds the work done.
+
+    >>> result = invert("efficientnet_lite0", ["volcano", 1], preset="fast")  # doctest: +SKIP
+    >>> result.images.shape  # doctest: +SKIP
+    torch.Size([2, 3, 224, 224])
+    """
+    return Inversion(
+        model, targets, preset, seed=seed, device=device, objective=objective, terms=terms, callbacks=callbacks,
+        progress=progress, init=init, **overrides,
+    ).run()

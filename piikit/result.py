@@ -1,0 +1,155 @@
+"""The result of an inversion: images plus everything needed to understand and redo it."""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .config import InversionConfig
+from .labels import label
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["InversionResult"]
+
+
+@dataclass
+class InversionResult:
+    """What :func:`piikit.invert` returns.
+
+    Attributes:
+        images: K×3×S×S float tensor in [0, 1] on the CPU, one image per target.
+        targets: the K target class indices.
+        class_names: the model's class names (``class_names[targets[k]]``).
+        config: the full config the run used.
+        seed: the seed, or None.
+        model_name: the inverted model's display name.
+        history: per step: ``"loss"`` (T,), ``"prob"`` (T×K, target probability averaged
+            over the augmented copies), ``"stage"`` (T,), ``"lr"`` (T,) and one (T,) entry
+            per loss term.
+        snapshots: each finished stage's images (K×3×s×s), for filmstrips.
+        final_probs: (K,) the model's target probability on each final, unaugmented image.
+        interrupted: True if the run ended early (Ctrl-C, a Stop button, a failure).
+        stop_reason: why it ended early: ``"interrupted"``, ``"stopped"``, ``"nonfinite"``, ``"oom"``.
+        steps_done: optimizer steps completed, of ``config.total_steps``.
+        scores: evaluator scores once :meth:`score` has run (saved into the JSON).
+    """
+
+    images: torch.Tensor
+    targets: list[int]
+    class_names: tuple[str, ...]
+    config: InversionConfig
+    seed: int | None
+    model_name: str
+    history: dict[str, torch.Tensor]
+    snapshots: list[torch.Tensor]
+    final_probs: torch.Tensor | None = None
+    interrupted: bool = False
+    stop_reason: str | None = None
+    steps_done: int = 0
+    elapsed_s: float = 0.0
+    device: str = "cpu"
+    scores: list[dict[str, Any]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        """``"idx: name"`` for each target."""
+        return [label(t, self.class_names) for t in self.targets]
+
+    def titles(self) -> list[str]:
+        if self.final_probs is None:
+            return self.labels
+        return [f"{lab}\np={p:.2f}" for lab, p in zip(self.labels, self.final_probs.tolist())]
+
+    def show(self, ncols: int | None = None, **kwargs: Any) -> "Figure":
+        """A grid of the images titled with class and final target probability."""
+        from .viz import image_grid
+
+        return image_grid(self.images, self.titles(), ncols=ncols, **kwargs)
+
+    def filmstrip(self, index: int = 0) -> "Figure":
+        """Image ``index`` at the end of each stage."""
+        from .viz import filmstrip
+
+        return filmstrip(self.snapshots, index, title=self.labels[index])
+
+    def plot_history(self) -> "Figure":
+        from .viz import plot_history
+
+        return plot_history(self.history, self.labels)
+
+    def score(self, evaluators: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
+        """Score the images with other models (see :func:`piikit.evaluate.score`); the rows
+        are kept in ``scores`` and written by :meth:`save`."""
+        from .evaluate import score
+
+        self.scores = score(self.images, self.targets, evaluators=evaluators, inverted=self.model_name, **kwargs)
+        return self.scores
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything :meth:`save` writes to JSON besides the images."""
+        import timm
+
+        from . import __version__
+
+        return {
+            "model": self.model_name,
+            "targets": [{"index": t, "label": lab} for t, lab in zip(self.targets, self.labels)],
+            "seed": self.seed,
+            "config": self.config.to_dict(),
+            "final_probs": None if self.final_probs is None else [round(p, 6) for p in self.final_probs.tolist()],
+            "interrupted": self.interrupted,
+            "stop_reason": self.stop_reason,
+            "steps_done": self.steps_done,
+            "total_steps": self.config.total_steps,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "device": self.device,
+            "scores": self.scores,
+            "versions": {
+                "piikit": __version__,
+                "torch": torch.__version__,
+                "timm": timm.__version__,
+                "python": platform.python_version(),
+            },
+            **self.extra,
+        }
+
+    def save(self, directory: str | Path, snapshots: bool = False, prefix: str = "") -> list[Path]:
+        """Write one PNG per target and ``result.json`` (config, seed, versions, scores).
+
+        Args:
+            directory: created if missing.
+            snapshots: also write each target's stages as ``*_stages.png``.
+            prefix: prepended to every file name (e.g. the model name in a sweep).
+
+        Returns:
+            The paths of the PNGs written.
+        """
+        from PIL import Image
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for k, (t, img) in enumerate(zip(self.targets, self.images)):
+            slug = re.sub(r"[^a-z0-9]+", "_", self.class_names[t].split(",")[0].lower()).strip("_")
+            path = out / f"{prefix}{k:02d}_{t:04d}_{slug}.png"
+            Image.fromarray(_to_uint8(img)).save(path)
+            paths.append(path)
+            if snapshots and self.snapshots:
+                self.filmstrip(k).savefig(path.with_name(path.stem + "_stages.png"), dpi=100)
+        meta = self.metadata()
+        meta["files"] = [p.name for p in paths]
+        (out / f"{prefix}result.json").write_text(json.dumps(meta, indent=2))
+        return paths
+
+
+def _to_uint8(image: torch.Tensor) -> Any:
+    return (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()

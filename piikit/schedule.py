@@ -1,0 +1,122 @@
+"""The stage schedule: how the optimized image starts small and grows (PII §3.1).
+
+With image size ``S`` and ``n`` stages, ``step = S / (n + 1)``; stage ``k`` (0-based) works
+on an image of ``(k + 2) * step`` pixels. For the paper's ``S = 224, n = 7`` that is
+``step = 28`` and sizes 56, 84, ..., 224. At each new stage:
+
+``zoom+center`` (PII)
+    the previous image is bilinearly upsampled to ``size - step / 2`` and pasted in the
+    centre of a fresh uniform-noise canvas of the new size, leaving a border of noise.
+``zoom``
+    the previous image is upsampled to the full new size.
+``center``
+    the model always sees a full ``S``×``S`` canvas of fixed noise with the optimized patch
+    in its centre; the patch grows outward by taking in the noise around it.
+``none``
+    one full-size image from the start; stages only restart the optimizer, so the step
+    budget equals the other modes'.
+
+The first stage starts from uniform noise in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["StageSchedule", "ScheduleMode", "paste_center"]
+
+ScheduleMode = Literal["zoom+center", "zoom", "center", "none"]
+_MODES = ("zoom+center", "zoom", "center", "none")
+
+
+def paste_center(canvas: torch.Tensor, patch: torch.Tensor) -> torch.Tensor:
+    """``canvas`` with ``patch`` pasted in its centre (out of place, keeps gradients)."""
+    h, w = patch.shape[-2:]
+    top, left = (canvas.shape[-2] - h) // 2, (canvas.shape[-1] - w) // 2
+    out = canvas.clone()
+    out[..., top : top + h, left : left + w] = patch
+    return out
+
+
+@dataclass(frozen=True)
+class StageSchedule:
+    """Image sizes per stage and how an image moves from one stage to the next.
+
+    >>> StageSchedule(224).sizes
+    (56, 84, 112, 140, 168, 196, 224)
+    >>> StageSchedule(384).sizes
+    (96, 144, 192, 240, 288, 336, 384)
+    """
+
+    image_size: int = 224
+    stages: int = 7
+    mode: ScheduleMode = "zoom+center"
+
+    def __post_init__(self) -> None:
+        if self.mode not in _MODES:
+            raise ValueError(f"unknown schedule {self.mode!r}; choose one of {', '.join(_MODES)}")
+        if self.stages < 1 or self.image_size < 8:
+            raise ValueError(f"need stages >= 1 and image_size >= 8, got {self.stages}, {self.image_size}")
+
+    @property
+    def step(self) -> float:
+        return self.image_size / (self.stages + 1)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Side of the optimized image in each stage."""
+        if self.mode == "none":
+            return (self.image_size,) * self.stages
+        return tuple(round((k + 2) * self.step) for k in range(self.stages))
+
+    def paste_size(self, stage: int) -> int:
+        """Side the previous image takes in the new one at the start of ``stage`` >= 1."""
+        if self.mode == "zoom+center":
+            return round(self.sizes[stage] - self.step / 2)
+        if self.mode == "center":
+            return self.sizes[stage - 1]
+        return self.sizes[stage]
+
+    def initial(self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
+        """The first stage's image: uniform noise, ``batch``×3×s×s."""
+        s = self.sizes[0]
+        return torch.rand(batch, 3, s, s, generator=generator, device=device)
+
+    def canvas(self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor | None:
+        """The fixed full-size noise around the patch (``center`` mode only)."""
+        if self.mode != "center":
+            return None
+        return torch.rand(batch, 3, self.image_size, self.image_size, generator=generator, device=device)
+
+    def grow(
+        self, image: torch.Tensor, stage: int, generator: torch.Generator | None = None,
+        canvas: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The starting image of ``stage`` made from the previous stage's final ``image``."""
+        size, paste = self.sizes[stage], self.paste_size(stage)
+        image = image.detach()
+        if self.mode == "none":
+            return image.clone()
+        if self.mode == "center":
+            if canvas is None:
+                raise ValueError("center mode needs the canvas the patch lives in")
+            return center_crop(paste_center(canvas, image), size)
+        if paste != image.shape[-1]:
+            image = F.interpolate(image, size=(paste, paste), mode="bilinear", align_corners=False)
+        if paste == size:
+            return image
+        noise = torch.rand(image.shape[0], 3, size, size, generator=generator, device=image.device, dtype=image.dtype)
+        return paste_center(noise, image)
+
+    def model_input(self, image: torch.Tensor, canvas: torch.Tensor | None) -> torch.Tensor:
+        """What the model sees of the optimized ``image`` (the whole canvas in ``center``)."""
+        return image if canvas is None else paste_center(canvas, image)
+
+
+def center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
+    top, left = (image.shape[-2] - size) // 2, (image.shape[-1] - size) // 2
+    return image[..., top : top + size, left : left + size]

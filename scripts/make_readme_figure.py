@@ -1,0 +1,30 @@
+"""Make the README's picture: `fast`-preset inversions of the offline Lite0, titled with
+the class and the probability that *another* model (Lite2) gives the target.
+
+    python scripts/make_readme_figure.py   # writes docs/readme_inversions.png
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import piikit
+from piikit.viz import image_grid
+
+CLASSES = ["volcano", "goldfinch", "espresso", "jellyfish"]
+OUT = Path(__file__).resolve().parents[1] / "docs" / "readme_inversions.png"
+
+
+def main() -> None:
+    result = piikit.invert("efficientnet_lite0", CLASSES, "fast", seed=0, device="cpu")
+    rows = result.score(["efficientnet_lite2"], device="cpu")
+    titles = [f"{lab}\nLite2 p={r['prob']:.2f} (rank {r['rank']})" for lab, r in zip(result.labels, rows)]
+    fig = image_grid(result.images, titles, ncols=len(CLASSES), size=2.6)
+    fig.suptitle("Plug-In Inversion of EfficientNet-Lite0 (preset 'fast', CPU); scored by Lite2", fontsize=10)
+    OUT.parent.mkdir(exist_ok=True)
+    fig.savefig(OUT, dpi=90)
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+import dataclasses
+
+import pytest
+
+from piikit import PRESETS, InversionConfig, make_config
+
+
+def test_paper_preset_is_the_paper_field_by_field():
+    paper = PRESETS["paper"]
+    assert paper == InversionConfig()
+    assert paper.stages == 7
+    assert paper.steps_per_stage == 400
+    assert paper.schedule == "zoom+center"
+    assert paper.ensemble == 32
+    assert paper.alpha == 1.0 and paper.beta == 1.0
+    assert paper.color_shift is True
+    assert paper.jitter == 32
+    assert paper.flip == 0.0
+    assert paper.lr == 0.01
+    assert paper.betas == (0.5, 0.99)
+    assert paper.lr_schedule == "cosine"
+    assert paper.micro_batch is None and paper.amp is False
+    assert paper.total_steps == 2800
+
+
+def test_smaller_presets_are_smaller():
+    for name in ("fast", "preview"):
+        assert PRESETS[name].total_steps * PRESETS[name].ensemble < PRESETS["paper"].total_steps * 32
+    assert PRESETS["preview"].total_steps < PRESETS["fast"].total_steps
+
+
+def test_overrides_and_none_means_keep():
+    cfg = make_config("paper", ensemble=8, lr=None)
+    assert cfg.ensemble == 8 and cfg.lr == 0.01
+    assert make_config(cfg) is cfg
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lr = 1.0  # type: ignore[misc]
+
+
+def test_unknown_preset_and_field_are_explained():
+    with pytest.raises(ValueError, match="paper"):
+        make_config("slow")
+    with pytest.raises(TypeError, match="ensemble"):
+        make_config("paper", ensembel=4)
+
+
+@pytest.mark.parametrize("field,value", [("ensemble", 0), ("stages", 0), ("flip", 2.0), ("lr", 0.0),
+                                         ("schedule", "spiral"), ("micro_batch", 0)])
+def test_invalid_values_are_rejected(field, value):
+    with pytest.raises(ValueError):
+        make_config("paper", **{field: value})

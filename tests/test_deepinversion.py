@@ -1,0 +1,120 @@
+"""DeepInversion refinement: published defaults, the loop settings it runs with, per-term
+history, PII → DeepInversion on real Lite0 weights, models without BatchNorm, and hooks
+removed even when a run fails."""
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import piikit
+from piikit import invert
+from piikit.deepinversion import DEEPINVERSION_PRESETS, DeepInversionConfig, refine
+from piikit.errors import UnsupportedModelError
+from piikit.priors import total_variation
+
+# A tiny run: 3 warm-up steps at 32 px, then 3 at 64 px.
+TINY = dict(warmup_steps=3, steps=3, warmup_size=32, image_size=64)
+
+
+def _no_hooks(model: nn.Module) -> bool:
+    return all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_defaults_are_deepinversions_published_imagenet_settings():
+    c = DeepInversionConfig()
+    assert (c.bn_weight, c.first_bn_multiplier, c.tv_weight, c.l2_weight) == (0.01, 10.0, 1e-4, 1e-5)
+    assert (c.lr, c.betas, c.jitter, c.lr_schedule) == (0.25, (0.5, 0.9), 30, "cosine")
+    assert (c.warmup_size, c.warmup_steps, c.steps) == (112, 2000, 1000) and c.flip > 0
+    assert DEEPINVERSION_PRESETS["paper"] == c
+    with pytest.raises(TypeError, match="unknown"):
+        c.replace(ensemble=4)
+    with pytest.raises(ValueError):
+        DeepInversionConfig(tv_weight=-1)
+    assert c.replace(lr=None) is c  # None keeps the value
+
+
+def test_refine_from_noise_warms_up_then_runs_full_size_with_every_term_recorded(tiny_cnn, device):
+    r = refine(tiny_cnn, targets=[3, 5], config="preview", device=device, progress=False, **TINY)
+    assert r.images.shape == (2, 3, 64, 64) and r.steps_done == 6 and not r.interrupted
+    for key in ("loss", "tv", "l2", "bn"):
+        assert r.history[key].shape == (6,) and torch.isfinite(r.history[key]).all(), key
+    assert (r.history["bn"] > 0).all() and (r.history["tv"] > 0).all()
+    assert r.history["stage"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert [s.shape[-1] for s in r.snapshots] == [32, 64]
+    # The loop ran with DeepInversion's settings, not PII's.
+    cfg = r.config
+    assert (cfg.color_shift, cfg.ensemble, cfg.jitter, cfg.flip, cfg.betas) == (False, 1, 30, 0.5, (0.5, 0.9))
+    std = piikit.load_model(tiny_cnn).std.mean().item()
+    assert cfg.lr == pytest.approx(0.25 * std)  # the published lr is on the normalized input
+    assert r.extra["bn_prior_used"] and r.extra["deepinversion"]["bn_weight"] == 0.01
+    assert _no_hooks(tiny_cnn)
+
+
+def test_refine_is_reproducible_and_takes_tensor_init(tiny_cnn, device):
+    init = torch.rand(3, 48, 48, generator=torch.Generator().manual_seed(0))  # one image, no batch dim
+    a = refine(tiny_cnn, init=init, targets=3, config="preview", device=device, progress=False, **TINY)
+    b = refine(tiny_cnn, init=init, targets=3, config="preview", device=device, progress=False, **TINY)
+    assert torch.equal(a.images, b.images)
+    assert a.steps_done == 3 and a.history["stage"].tolist() == [0, 0, 0]  # no warm-up from an init image
+    with pytest.raises(ValueError, match="target"):
+        refine(tiny_cnn, init=init, config="preview", device=device, progress=False)
+    with pytest.raises(ValueError, match="K×3×H×W"):
+        refine(tiny_cnn, init=torch.rand(2, 1, 8, 8), targets=[1, 2], config="preview", progress=False)
+
+
+def test_hooks_are_removed_after_refine_and_after_an_exception(tiny_cnn, device):
+    refine(tiny_cnn, targets=1, config="preview", device=device, progress=False, **TINY)
+    assert _no_hooks(tiny_cnn)
+
+    def explode(state):
+        if state.global_step == 2:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        refine(tiny_cnn, targets=1, config="preview", callbacks=[explode], device=device, progress=False, **TINY)
+    assert _no_hooks(tiny_cnn)
+
+
+def test_refine_on_a_vit_warns_once_and_uses_tv_and_l2(tiny_vit, device):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = refine(tiny_vit, targets=2, config="preview", device=device, progress=False, **TINY)
+    bn_warnings = [w for w in caught if "BatchNorm" in str(w.message)]
+    assert len(bn_warnings) == 1 and "unavailable" in str(bn_warnings[0].message)
+    assert "bn" not in r.history and r.history["tv"].shape == (6,) and r.history["l2"].shape == (6,)
+    assert not r.extra["bn_prior_used"] and torch.isfinite(r.images).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # bn_prior="off": the user knows, no warning
+        refine(tiny_vit, targets=2, config="preview", bn_prior="off", device=device, progress=False, **TINY)
+    assert _no_hooks(tiny_vit)
+
+
+@pytest.mark.parametrize("ask", [dict(bn_weight=0.01), dict(bn_prior="required")])
+def test_asking_for_the_bn_prior_on_a_vit_raises_a_clear_error(tiny_vit, ask, device):
+    with pytest.raises(UnsupportedModelError, match="no BatchNorm layers"):
+        refine(tiny_vit, targets=2, config="preview", device=device, progress=False, **TINY, **ask)
+    with pytest.raises(UnsupportedModelError):
+        refine(tiny_vit, targets=2, config=DeepInversionConfig(bn_prior="required"), progress=False)
+
+
+def test_bn_weight_zero_turns_the_prior_off(tiny_cnn, device):
+    r = refine(tiny_cnn, targets=1, config="preview", bn_weight=0, device=device, progress=False, **TINY)
+    assert "bn" not in r.history and not r.extra["bn_prior_used"]
+
+
+@pytest.mark.slow
+def test_pii_then_deepinversion_on_lite0_keeps_the_class_and_lowers_tv(lite0, device):
+    target = 980  # volcano
+    pii = invert(lite0, target, "fast", stages=3, steps_per_stage=20, ensemble=2, image_size=96, lr=0.1,
+                 device=device, progress=False)
+    assert pii.final_probs[0] > 0.3  # a usable init: the class is already there
+    refined = refine(lite0, init=pii, config="fast", steps=12, image_size=96, device=device, progress=False)
+    with torch.no_grad():
+        logits = lite0.to(device)(refined.images.to(device))
+    assert logits.argmax(1).item() == target
+    assert total_variation(refined.images) < total_variation(pii.images)
+    for key in ("tv", "l2", "bn", "loss", "prob"):
+        assert refined.history[key].shape[0] == 12, key
+    assert _no_hooks(lite0)

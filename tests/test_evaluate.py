@@ -1,0 +1,120 @@
+"""Scoring images with evaluator models: a real photo is recognised by every offline model,
+noise is not, and a (short) Lite0 inversion scores above noise under Lite1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from skimage import data
+
+import piikit
+from piikit.evaluate import default_evaluators, format_scores, score, summarize, tv_per_pixel
+
+LITES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+
+
+@pytest.fixture(scope="module")
+def chelsea() -> torch.Tensor:
+    """scikit-image's cat photo, 1×3×300×451 in [0, 1]: class 285, Egyptian cat."""
+    return torch.from_numpy(data.chelsea()).permute(2, 0, 1).float()[None] / 255
+
+
+@pytest.fixture(scope="module")
+def noise() -> torch.Tensor:
+    return torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture(scope="module")
+def preview(lite0) -> piikit.InversionResult:
+    return piikit.invert(lite0, ["goldfish", "volcano"], "preview", seed=0, device="cpu", progress=False)
+
+
+def test_a_real_photo_is_top1_under_every_offline_model(chelsea):
+    rows = score(chelsea, 285, LITES, device="cpu")
+    assert [r["evaluator"] for r in rows] == LITES
+    for r in rows:
+        assert r["rank"] == 1 and r["top1"] and r["top5"], r
+        assert r["prob"] > 0.5
+        assert r["label"] == "285: Egyptian cat"
+        assert r["tv"] < 0.1  # a photo is smooth
+
+
+def test_noise_is_not_recognised(noise):
+    rows = score(noise, [285, 980], LITES, device="cpu")
+    assert len(rows) == 2 * len(LITES)
+    assert not any(r["top1"] for r in rows)
+    assert all(r["prob"] < 0.05 for r in rows)
+    assert all(r["tv"] == pytest.approx(1 / 3, abs=0.01) for r in rows)  # E|U - U'| = 1/3
+
+
+def test_preview_inversions_score_above_noise_under_another_model(preview, noise):
+    assert preview.model_name == "efficientnet_lite0"
+    inv = summarize(score(preview.images, preview.targets, "efficientnet_lite1", device="cpu"))
+    ref = summarize(score(noise, preview.targets, "efficientnet_lite1", device="cpu"))
+    assert inv["efficientnet_lite1"]["prob"] > 3 * ref["efficientnet_lite1"]["prob"]
+
+
+def test_result_score_uses_the_other_models_and_save_writes_them(preview, tmp_path):
+    assert default_evaluators("efficientnet_lite0") == ["efficientnet_lite1", "efficientnet_lite2"]
+    assert default_evaluators("resnet50") == LITES
+    rows = preview.score(device="cpu")
+    try:
+        assert {r["evaluator"] for r in rows} == {"efficientnet_lite1", "efficientnet_lite2"}
+        assert len(rows) == 2 * len(preview.targets)
+        assert preview.scores is rows
+        preview.save(tmp_path)
+        saved = json.loads((tmp_path / "result.json").read_text())
+        assert saved["scores"] == json.loads(json.dumps(rows))
+    finally:
+        preview.scores = None
+
+
+def test_targets_repeat_names_resolve_and_sizes_are_checked(chelsea):
+    two = torch.cat([chelsea, chelsea])
+    rows = score(two, "Egyptian cat", "efficientnet_lite0", device="cpu")
+    assert [(r["image"], r["target"]) for r in rows] == [(0, 285), (1, 285)]
+    assert score(chelsea[0], 285, "efficientnet_lite0", device="cpu")[0]["top1"]  # one 3×H×W image
+    with pytest.raises(ValueError, match="2 images but 3 targets"):
+        score(two, [1, 2, 3], "efficientnet_lite0")
+    with pytest.raises(ValueError, match="N×3×H×W"):
+        score(torch.rand(1, 1, 32, 32), 1, "efficientnet_lite0")
+
+
+def test_evaluator_as_a_module_and_class_range_checked(tiny_cnn):
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    rows = score(images, [1, 2], tiny_cnn, device="cpu")
+    assert {r["evaluator"] for r in rows} == {"ResNet"}
+    assert all(0 <= r["prob"] <= 1 and 1 <= r["rank"] <= 1000 for r in rows)
+    ten_way = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                  torch.nn.Linear(4, 10))
+    with pytest.raises(ValueError, match="out of range"):
+        score(images, [1, 500], ten_way, device="cpu")
+
+
+def test_tv_per_pixel():
+    flat = torch.full((1, 3, 32, 32), 0.3)
+    assert tv_per_pixel(flat).tolist() == [0.0]
+    stripes = torch.zeros(1, 3, 8, 8)
+    stripes[..., ::2] = 1.0  # every horizontal neighbour differs by 1, no vertical one does
+    assert tv_per_pixel(stripes).item() == pytest.approx(0.5)
+
+
+def _row(evaluator, label, top1, top5, prob, tv=0.1):
+    return {"evaluator": evaluator, "image": 0, "target": 0, "label": label, "prob": prob, "rank": 1 if top1 else 9,
+            "top1": top1, "top5": top5, "tv": tv}
+
+
+def test_summarize_per_evaluator_and_per_class():
+    rows = [_row("A", "1: x", True, True, 0.9), _row("A", "2: y", False, True, 0.3, tv=0.3),
+            _row("B", "1: x", False, False, 0.1), _row("B", "2: y", False, True, 0.2)]
+    by_model = summarize(rows)
+    assert list(by_model) == ["A", "B"]
+    assert by_model["A"] == pytest.approx({"n": 2, "top1": 0.5, "top5": 1.0, "prob": 0.6, "tv": 0.2})
+    assert by_model["B"] == pytest.approx({"n": 2, "top1": 0.0, "top5": 0.5, "prob": 0.15, "tv": 0.1})
+    by_class = summarize(rows, by="label")
+    assert by_class["1: x"] == pytest.approx({"n": 2, "top1": 0.5, "top5": 0.5, "prob": 0.5, "tv": 0.1})
+    text = format_scores(rows)
+    assert "1: x" in text and "mean prob" in text
+    assert text.splitlines()[-2].split()[:4] == ["A", "2", "0.50", "1.00"]

@@ -1,0 +1,151 @@
+import socket
+import time
+from types import SimpleNamespace
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import piikit
+from piikit.errors import HubUnavailableError, ModelLoadError, UnknownModelError, UnsupportedModelError
+from piikit.models import OFFLINE_MODELS
+
+
+def _photo(name: str) -> torch.Tensor:
+    from skimage import data
+
+    img = torch.tensor(getattr(data, name)()).permute(2, 0, 1)[None].float() / 255
+    return F.interpolate(img, size=(224, 224), mode="bilinear", antialias=True)
+
+
+@pytest.mark.parametrize("photo,expected", [("chelsea", 285), ("coffee", 967)])
+def test_lite0_weights_map_onto_timm_and_classify_real_photos(lite0, photo, expected):
+    with torch.no_grad():
+        probs = lite0(_photo(photo)).softmax(-1)
+    assert probs.argmax().item() == expected
+    assert probs.max() > 0.5
+
+
+def test_lite0_wrapper_reads_the_models_own_config(lite0):
+    assert lite0.name == "efficientnet_lite0"
+    assert lite0.input_size == (224, 224) and not lite0.fixed_input_size
+    assert lite0.num_classes == 1000 and lite0.class_names[980] == "volcano"
+    assert torch.allclose(lite0.mean.flatten(), torch.tensor([0.5] * 3))
+    assert not any(p.requires_grad for p in lite0.parameters())
+    assert not lite0.training
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_other_offline_models_load_and_classify(name):
+    model = piikit.load_model(name)
+    with torch.no_grad():
+        assert model(_photo("chelsea")).argmax().item() == 285
+
+
+def test_mapping_checks_catch_a_wrong_architecture(monkeypatch):
+    from piikit import models
+
+    entry = OFFLINE_MODELS["efficientnet_lite0"]
+    monkeypatch.setitem(OFFLINE_MODELS, "efficientnet_lite0",
+                        models._OfflineWeights(entry.package, entry.locator, "tf_efficientnet_lite1"))
+    with pytest.raises(ModelLoadError, match="does not fit|tensors"):
+        piikit.load_model("efficientnet_lite0")
+
+
+def test_unknown_model_suggests_the_nearest():
+    with pytest.raises(UnknownModelError, match="efficientnet_lite0"):
+        piikit.load_model("efficientnet_lite")
+    with pytest.raises(UnknownModelError, match="resnet18"):
+        piikit.load_model("resnet1")
+
+
+def test_pretrained_without_a_hub_fails_fast_with_advice(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def unreachable(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    start = time.perf_counter()
+    with pytest.raises(HubUnavailableError, match="pretrained=False"):
+        piikit.load_model("resnet18")  # names load pretrained weights by default
+    with pytest.raises(HubUnavailableError, match="offline model"):
+        piikit.load_model("torchvision:resnet18")
+    assert time.perf_counter() - start < 10
+
+
+def test_timm_and_torchvision_names_without_weights():
+    vit = piikit.load_model("test_vit", pretrained=False)
+    assert vit.fixed_input_size and vit.input_size == (160, 160)
+    tv = piikit.load_model("torchvision:mobilenet_v3_small", pretrained=False)
+    assert tv.num_classes == 1000 and not tv.fixed_input_size
+    assert tv(torch.rand(1, 3, 96, 96)).shape == (1, 1000)
+
+
+def test_fixed_size_models_get_resized_inputs(tiny_vit):
+    clf = piikit.load_model(tiny_vit)
+    assert clf.fixed_input_size
+    assert clf(torch.rand(2, 3, 56, 56)).shape == (2, 1000)
+
+
+class _Net(nn.Module):
+    """A user model of its own: input size fixed by a Linear layer, output in various forms."""
+
+    def __init__(self, form: str = "tensor", classes: int = 10) -> None:
+        super().__init__()
+        self.form = form
+        self.fc = nn.Linear(3 * 32 * 32, classes)
+
+    def forward(self, x):
+        logits = self.fc(x.flatten(1))
+        return {"tensor": logits, "tuple": (logits, x), "dict": {"logits": logits},
+                "object": SimpleNamespace(logits=logits), "map": logits[:, :, None, None].expand(-1, -1, 2, 2),
+                "string": "oops"}[self.form]
+
+
+@pytest.mark.parametrize("form", ["tensor", "tuple", "dict", "object"])
+def test_user_modules_with_any_logits_output(form):
+    clf = piikit.load_model(_Net(form), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), input_size=32)
+    assert clf.num_classes == 10 and clf.fixed_input_size  # probing found the Linear needs 32x32
+    assert clf.class_names[3] == "class 3"
+    out = clf(torch.rand(2, 3, 64, 64))
+    assert out.shape == (2, 10)
+
+
+@pytest.mark.parametrize("form,match", [("map", "N×classes"), ("string", "not logits")])
+def test_outputs_that_are_not_logits_are_rejected(form, match):
+    with pytest.raises(UnsupportedModelError, match=match):
+        piikit.load_model(_Net(form), input_size=32)
+
+
+def test_normalization_is_applied_inside_the_wrapper():
+    net = _Net()
+    clf = piikit.load_model(net, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), input_size=32)
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.allclose(clf(x), net((x - 0.5) / 0.25))
+
+
+def test_checkpoints_load_safely(tmp_path, tiny_cnn):
+    state = timm.create_model("test_resnet").state_dict()
+    torch.save(state, tmp_path / "weights.pth")
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "weights.safetensors"))
+    for file in ("weights.pth", "weights.safetensors"):
+        clf = piikit.load_model("test_resnet", checkpoint=tmp_path / file)
+        assert torch.equal(clf.model.state_dict()["fc.weight"], state["fc.weight"])
+    with pytest.raises(ModelLoadError, match="architecture"):
+        piikit.load_model(tmp_path / "weights.pth")
+    with pytest.raises(ModelLoadError, match="does not fit"):
+        piikit.load_model("test_vit", checkpoint=tmp_path / "weights.pth")
+
+    torch.save(tiny_cnn, tmp_path / "whole.pt")
+    with pytest.raises(ModelLoadError, match="trust_pickle"):
+        piikit.load_model(tmp_path / "whole.pt")
+    clf = piikit.load_model(tmp_path / "whole.pt", trust_pickle=True)
+    assert clf.num_classes == 1000
+    with pytest.raises(ModelLoadError, match="no checkpoint"):
+        piikit.load_model("test_resnet", checkpoint=tmp_path / "missing.pth")
