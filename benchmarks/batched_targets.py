@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=4)
     parser.add_argument("--ensemble", type=int, default=4)
     parser.add_argument("--steps", type=int, default=6, help="steps per stage (7 stages, the paper's schedule)")
+    parser.add_argument("--micro-batch", type=int, help="samples per forward pass in the batched run")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
 
@@ -38,12 +39,12 @@ def main() -> None:
     one_by_one = time.perf_counter() - start
 
     start = time.perf_counter()
-    piikit.invert(model, classes, **settings)
+    piikit.invert(model, classes, **dict(settings, micro_batch=args.micro_batch))
     batched = time.perf_counter() - start
 
     k = len(classes)
     print(f"model={args.model} targets={k} ensemble={args.ensemble} steps={7 * args.steps} device={device} "
-          f"threads={torch.get_num_threads()}")
+          f"threads={torch.get_num_threads()} micro_batch={args.micro_batch}")
     print(f"one target at a time: {one_by_one:7.1f} s  {60 * k / one_by_one:6.2f} images/min")
     print(f"all {k} in one batch:   {batched:7.1f} s  {60 * k / batched:6.2f} images/min")
     print(f"batched speed-up:     {one_by_one / batched:6.2f}x")

@@ -20,6 +20,8 @@ from .augment import Repeat as Repeat
 from .config import PRESETS as PRESETS
 from .config import InversionConfig as InversionConfig
 from .config import make_config as make_config
+from .deepinversion import DeepInversionConfig as DeepInversionConfig
+from .deepinversion import refine as refine
 from .device import resolve_device as resolve_device
 from .errors import HubUnavailableError as HubUnavailableError
 from .errors import InversionFailed as InversionFailed
@@ -41,19 +43,30 @@ from .models import Classifier as Classifier
 from .models import available_models as available_models
 from .models import load_model as load_model
 from .objectives import Batch as Batch
+from .objectives import ChannelObjective as ChannelObjective
 from .objectives import ClassObjective as ClassObjective
+from .objectives import DirectionObjective as DirectionObjective
 from .objectives import LossTerm as LossTerm
+from .objectives import NeuronObjective as NeuronObjective
 from .objectives import Objective as Objective
+from .objectives import capture_activation as capture_activation
+from .priors import BatchNormPrior as BatchNormPrior
+from .priors import L2Prior as L2Prior
+from .priors import TotalVariation as TotalVariation
 from .result import InversionResult as InversionResult
 from .schedule import StageSchedule as StageSchedule
 
 __all__ = [
     "__version__",
     "Batch",
+    "BatchNormPrior",
     "Callback",
+    "ChannelObjective",
     "ClassObjective",
     "Classifier",
     "ColorShift",
+    "DeepInversionConfig",
+    "DirectionObjective",
     "Flip",
     "HubUnavailableError",
     "Inversion",
@@ -61,14 +74,17 @@ __all__ = [
     "InversionFailed",
     "InversionResult",
     "Jitter",
+    "L2Prior",
     "LossTerm",
     "ModelLoadError",
+    "NeuronObjective",
     "Objective",
     "PRESETS",
     "PiikitError",
     "Repeat",
     "StageSchedule",
     "StepState",
+    "TotalVariation",
     "UnknownClassError",
     "UnknownLayerError",
     "UnknownModelError",
@@ -76,11 +92,13 @@ __all__ = [
     "attribute",
     "attribute_compare",
     "available_models",
+    "capture_activation",
     "invert",
     "load_model",
     "make_config",
     "plot_attributions",
     "plot_comparison",
+    "refine",
     "resolve_class",
     "resolve_device",
     "score",

@@ -5,29 +5,25 @@ classifier's forward function and calls ``.attribute(inputs, target=...)``. The 
 function is a :class:`piikit.Classifier`, which takes images in [0, 1] and normalizes
 inside, so attributions are with respect to the pixels you see.
 
-Methods (all return a tensor of the inputs' shape, N×C×H×W):
+Methods (each returns a tensor of the inputs' shape, N×C×H×W):
 
-========================  ===========================================  =====================
-name                      Captum algorithm                             applies to
-========================  ===========================================  =====================
-``saliency``              ``Saliency`` (|gradient|)                    any model
-``integrated_gradients``  ``IntegratedGradients``                      any model
-``input_x_gradient``      ``InputXGradient``                           any model
-``occlusion``             ``Occlusion`` (sliding window)               any model
-``gradcam``               ``LayerGradCam`` on a named layer, upsampled  CNN feature maps;
-                          to the input size and repeated over channels  ViT/Mixer tokens
-========================  ===========================================  =====================
+- ``"saliency"``: Captum's ``Saliency`` (absolute gradient); any model.
+- ``"integrated_gradients"``: ``IntegratedGradients``; any model.
+- ``"input_x_gradient"``: ``InputXGradient``; any model.
+- ``"occlusion"``: ``Occlusion`` (a sliding window of the mean colour); any model.
+- ``"gradcam"``: ``LayerGradCam`` on a named layer, bilinearly upsampled to the input size
+  and repeated over the channels; CNN feature maps, and ViT/MLP-Mixer tokens (below).
 
 Grad-CAM on Vision Transformers and MLP-Mixers: a token layer's output is N×T×D, which
 Captum's ``LayerGradCam`` would read as "T channels of D positions". piikit instead drops
 the class/register (prefix) tokens, lays the remaining tokens out on the model's patch grid
 (timm's ``patch_embed.grid_size`` / ``stem.grid_size``; an N×H×W×D patch embedding is read
-the same way) and computes Grad-CAM with D as the
-channels, from Captum's ``LayerActivation`` and ``LayerGradientXActivation``. Any other
-layer output (e.g. the pooled features or logits) raises :class:`UnsupportedModelError`
-naming the methods that do apply. For a class-token ViT the default layer is the last
-block's ``norm1`` (the last block's *output* patch tokens do not reach the class token,
-so their gradient is zero).
+the same way) and computes Grad-CAM with D as the channels, from Captum's
+``LayerActivation`` and ``LayerGradientXActivation``. Any other layer output (e.g. the
+pooled features or the logits) raises :class:`UnsupportedModelError` naming the methods that
+do apply. For a class-token ViT the default layer is the last block's ``norm1``: the last
+block's *output* patch tokens never reach the class token, so their gradient is zero (and
+piikit warns when a Grad-CAM map is zero everywhere).
 
 Baselines: Captum's default baseline is 0 *in the model's input space*; for Captum users
 that is usually a normalized image, i.e. the mean colour. piikit's forward function takes
@@ -57,7 +53,7 @@ from torch import nn
 
 from .errors import PiikitError, UnsupportedModelError
 from .labels import resolve_class
-from .models import Classifier, load_model
+from .models import Classifier, frozen, load_model
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -247,29 +243,12 @@ def _plain(t: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _frozen(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no parameter gradients inside; the module's own flags restored after."""
-    was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
-
-
-@contextlib.contextmanager
 def _classifier(model: ModelLike) -> Iterator[Classifier]:
-    """The model as a frozen :class:`Classifier`; a user's module comes back exactly as it
-    was (``load_model`` alone would leave it in eval mode)."""
-    with _frozen(model) if isinstance(model, nn.Module) else contextlib.nullcontext():
-        clf = load_model(model)
-        with _frozen(clf):
-            yield clf
+    """The model as a :class:`Classifier`, frozen while the block runs; a user's module
+    comes back exactly as it was."""
+    clf = load_model(model)
+    with frozen(clf):
+        yield clf
 
 
 def _unpack(images: "torch.Tensor | InversionResult", target: Target) -> tuple[torch.Tensor, Target]:

@@ -112,7 +112,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{meta_path} names images that are not in {str(directory)!r}: {', '.join(missing)}")
         images = torch.stack([_load_png(directory / f) for f in files])
         evaluators = args.evaluators or default_evaluators(meta.get("model"))
-        rows = score(images, targets, evaluators, device=args.device, batch_size=args.batch_size)
+        rows = score(images, targets, evaluators, device=args.device, batch_size=args.batch_size,
+                     resize=args.resize)
         for row in rows:
             row["file"] = files[row["image"]]
         all_rows += rows
@@ -196,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="an evaluator model name; repeatable (default: the offline models other than the inverted one)")
     sco.add_argument("--device", default="auto")
     sco.add_argument("--batch-size", dest="batch_size", type=int, default=16)
+    sco.add_argument("--no-resize", dest="resize", action="store_false",
+                     help="feed the images at their own size to evaluators that accept any size "
+                     "(default: resize to each evaluator's input size)")
     sco.add_argument("--json", action="store_true", help="print the rows and summary as JSON")
     sco.add_argument("--no-save", dest="no_save", action="store_true", help="do not write the scores into result.json")
     sco.set_defaults(run=_cmd_score)

@@ -45,7 +45,7 @@ class InversionConfig:
     alpha: float = 1.0  # ColorShift mean range U(-alpha, alpha); paper: 1.0
     beta: float = 1.0  # ColorShift log-scale range U(-beta, beta); paper: 1.0
     ensemble: int = 32  # ColorShifted copies per image; paper: the largest that fits, up to 32
-    micro_batch: int | None = None  # copies per forward pass; None: the whole ensemble. Exact (gradient accumulation)
+    micro_batch: int | None = None  # samples (images x copies) per forward pass; None: all at once. Exact: gradients accumulate
 
     # Optimizer (PII §4).
     lr: float = 0.01  # paper: 0.01
@@ -93,7 +93,7 @@ class InversionConfig:
 
 PRESETS: dict[str, InversionConfig] = {
     "paper": InversionConfig(),
-    "fast": InversionConfig(steps_per_stage=40, ensemble=4),
+    "fast": InversionConfig(steps_per_stage=32, ensemble=4, lr=0.05, micro_batch=4),
     "preview": InversionConfig(stages=3, steps_per_stage=10, ensemble=2, lr=0.1),
 }
 
@@ -110,7 +110,7 @@ def _replace(config: InversionConfig, overrides: dict[str, Any]) -> InversionCon
     return dataclasses.replace(config, **changes) if changes else config
 
 
-def make_config(preset: str | InversionConfig = "fast", **overrides: Any) -> InversionConfig:
+def make_config(preset: str | InversionConfig = "paper", **overrides: Any) -> InversionConfig:
     """A preset by name (``"paper"``, ``"fast"``, ``"preview"``) or a config, with overrides.
 
     >>> make_config("paper").steps_per_stage

@@ -59,6 +59,21 @@ class DeepInversionConfig:
     so this is the same step in pixels), and TV and L2 are measured on the normalized
     image, as DeepInversion does.
 
+    Refining a given image (PII → DeepInversion) uses ``init_lr`` instead of ``lr``: the
+    publication synthesizes from noise, and PII §5.2 gives no refinement setting. lr 0.25
+    moves a pixel by up to 0.125 per step on a Lite model (std 0.5) and erases the init
+    within a few steps (measured on Lite0, a PII volcano at 128 px: target probability
+    0.98 → 0.003 and TV up 20 % after 12 steps), while 0.05 keeps the class and the layout
+    and lowers TV.
+
+    The published weights were tuned for ResNet-50 with batches of 152 images. The
+    statistics here are those of the K images refined together (often 1-8), whose floor is
+    far from zero, and models differ: on EfficientNet-Lite0 (TF-ported BatchNorm
+    statistics) the prior is about 1e4 even on a photo, so at 0.01 its gradient outweighs
+    the cross-entropy's (by ~35× on a confident PII image, measured) and can pull a weak
+    init off its class; bn_weight 1e-3 kept the class in our measurements. Tune
+    ``bn_weight`` per model (PII §2.2 makes exactly this point about DeepInversion).
+
     The BatchNorm prior exists only for models with BatchNorm layers. ``bn_prior``:
     ``"auto"`` uses it when the model has them and otherwise warns once and goes on with
     TV/L2; ``"required"`` raises :class:`~piikit.errors.UnsupportedModelError` instead;
@@ -86,7 +101,8 @@ class DeepInversionConfig:
     flip: float = 0.5  # probability of a horizontal flip per step; published: random flips
 
     # Optimizer.
-    lr: float = 0.25  # Adam lr on the normalized input; published: 0.25 (converted to pixels by refine)
+    lr: float = 0.25  # Adam lr on the normalized input, from noise; published: 0.25 (converted to pixels by refine)
+    init_lr: float = 0.05  # the same, from an init image (not published; see the class docstring)
     betas: tuple[float, float] = (0.5, 0.9)  # published: (0.5, 0.9)
     lr_schedule: Literal["cosine", "constant"] = "cosine"  # published: cosine decay
 
@@ -104,8 +120,8 @@ class DeepInversionConfig:
             raise ValueError(f"need steps >= 1 and warmup_steps >= 0, got {self.steps}, {self.warmup_steps}")
         if self.warmup_size < 8 or (self.image_size is not None and self.image_size < 8):
             raise ValueError("image_size and warmup_size must be >= 8")
-        if self.jitter < 0 or not 0.0 <= self.flip <= 1.0 or self.lr <= 0:
-            raise ValueError("jitter must be >= 0, flip in [0, 1] and lr > 0")
+        if self.jitter < 0 or not 0.0 <= self.flip <= 1.0 or self.lr <= 0 or self.init_lr <= 0:
+            raise ValueError("jitter must be >= 0, flip in [0, 1] and lr, init_lr > 0")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
 
     @property
@@ -119,7 +135,9 @@ class DeepInversionConfig:
         fields = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - fields)
         if unknown:
-            raise TypeError(f"unknown DeepInversion setting(s): {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+            raise TypeError(
+                f"unknown DeepInversion setting(s): {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
+            )
         changes = {k: v for k, v in overrides.items() if v is not None}
         return dataclasses.replace(self, **changes) if changes else self
 
@@ -138,7 +156,8 @@ DEEPINVERSION_PRESETS: dict[str, DeepInversionConfig] = {
 def _config(config: str | DeepInversionConfig, overrides: dict[str, Any]) -> DeepInversionConfig:
     if isinstance(config, str):
         if config not in DEEPINVERSION_PRESETS:
-            raise ValueError(f"unknown DeepInversion preset {config!r}; choose one of {', '.join(DEEPINVERSION_PRESETS)}")
+            choices = ", ".join(DEEPINVERSION_PRESETS)
+            raise ValueError(f"unknown DeepInversion preset {config!r}; choose one of {choices}")
         config = DEEPINVERSION_PRESETS[config]
     overrides = dict(overrides)
     # An explicit, positive bn_weight is a request for the BatchNorm prior: make it required
@@ -231,9 +250,10 @@ def refine(
 
     With a PII result as ``init`` this is PII → DeepInversion (PII §5.2, Fig. 9). It runs
     :class:`piikit.Inversion`'s step loop with ColorShift off, an ensemble of 1,
-    DeepInversion's jitter (30 px), flips, Adam (lr 0.25 on normalized inputs, betas
-    (0.5, 0.9), cosine decay) and its priors (TV 1e-4, L2 1e-5, BatchNorm statistics 0.01
-    with ×10 on the first layer): see :class:`DeepInversionConfig`. From noise, it first
+    DeepInversion's jitter (30 px), flips, Adam (lr 0.25 on normalized inputs from noise,
+    0.05 from an init image; betas (0.5, 0.9), cosine decay) and its priors (TV 1e-4,
+    L2 1e-5, BatchNorm statistics 0.01 with ×10 on the first layer): see
+    :class:`DeepInversionConfig`. From noise, it first
     runs the published multi-resolution warm-up (2k steps at 112 px, then 1k at 224 px);
     from an init image it runs ``steps`` at full size only.
 
@@ -284,9 +304,11 @@ def refine(
         raise ValueError("refine needs target classes (targets=..., or a PII result as init)")
     use_bn = _bn_enabled(clf, cfg)
     size = cfg.image_size or clf.input_size[0]
-    lr = cfg.lr * float(clf.std.mean())  # normalized-input lr → pixel lr (see DeepInversionConfig)
+    # Normalized-input lr → pixel lr (see DeepInversionConfig); a gentler one from an init image.
+    lr = (cfg.lr if images is None else cfg.init_lr) * float(clf.std.mean())
     warmup = cfg.warmup if cfg.warmup is not None else images is None
-    common = dict(seed=seed, device=dev, callbacks=callbacks, progress=progress, terms=[*_terms(clf, cfg, use_bn), *terms])
+    all_terms = [*_terms(clf, cfg, use_bn), *terms]
+    common = dict(seed=seed, device=dev, callbacks=callbacks, progress=progress, terms=all_terms)
     extra = {"method": "deepinversion", "deepinversion": cfg.to_dict(), "bn_prior_used": use_bn}
 
     first: InversionResult | None = None

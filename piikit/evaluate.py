@@ -57,11 +57,16 @@ def score(
     inverted: str | None = None,
     device: str | torch.device | None = "auto",
     batch_size: int = 16,
+    resize: bool = True,
 ) -> list[dict[str, Any]]:
     """Score images against their target classes with one or more evaluator models.
 
-    Each evaluator sees the images resized (bilinear, antialiased) to its own input size
-    (square inversions keep their shape; a non-square photo is squashed, not cropped).
+    By default each evaluator sees the images resized (bilinear, antialiased) to its own
+    input size, e.g. 240 px for Lite1 and 260 px for Lite2 (square inversions keep their
+    shape; a non-square photo is squashed, not cropped). Inversions are full of fine
+    texture, so this rescaling matters: ``resize=False`` feeds them as they are to
+    evaluators that accept any size, which for 224-px Lite0 inversions usually gives
+    higher probabilities. The size each evaluator saw is in the rows.
 
     Args:
         images: N×3×H×W in [0, 1] (or one 3×H×W image).
@@ -69,10 +74,14 @@ def score(
         evaluators: model names, classifiers or modules; default: the offline models
             other than ``inverted``.
         inverted: the name of the model that made the images, to exclude it by default.
+        device: where the evaluators run (``"auto"``: CUDA, then MPS, then the CPU).
+        batch_size: images per forward pass.
+        resize: resize to each evaluator's input size (see above).
 
     Returns:
         One row per (evaluator, image): ``evaluator``, ``image``, ``target``, ``label``,
-        ``prob``, ``rank`` (1 = top-1), ``top1``, ``top5``, ``tv``.
+        ``prob``, ``rank`` (1 = top-1), ``top1``, ``top5``, ``tv`` and ``size`` ([H, W]
+        the evaluator saw).
 
     >>> rows = score(images, [980, 11], ["efficientnet_lite1"])  # doctest: +SKIP
     >>> summarize(rows)["efficientnet_lite1"]["top5"]  # doctest: +SKIP
@@ -99,9 +108,10 @@ def score(
         if max(target_ids) >= model.num_classes:
             raise ValueError(f"target {max(target_ids)} is out of range for {model.name} ({model.num_classes} classes)")
         probs = []
+        seen = list(model.input_size if resize or model.fixed_input_size else images.shape[-2:])
         for start in range(0, len(images), batch_size):
             x = images[start : start + batch_size].to(dev).float()
-            if tuple(x.shape[-2:]) != model.input_size:
+            if resize and tuple(x.shape[-2:]) != model.input_size:
                 x = F.interpolate(x, size=model.input_size, mode="bilinear", align_corners=False, antialias=True)
             probs.append(model(x).float().softmax(-1).cpu())
         p = torch.cat(probs)
@@ -110,6 +120,7 @@ def score(
             rows.append({
                 "evaluator": model.name, "image": i, "target": t, "label": label(t, model.class_names),
                 "prob": float(p[i, t]), "rank": rank, "top1": rank == 1, "top5": rank <= 5, "tv": tv[i],
+                "size": seen,
             })
     return rows
 
@@ -155,7 +166,10 @@ def format_scores(rows: Sequence[dict[str, Any]], per_image: bool = True) -> str
     summary = summarize(rows)
     if summary:
         ev = max(9, *(len(name) for name in summary))
-        lines.append(f"{'evaluator':<{ev}}    n  top1  top5  mean prob  mean tv")
+        sizes = {r["evaluator"]: r.get("size") for r in rows}
+        lines.append(f"{'evaluator':<{ev}}    n  top1  top5  mean prob  mean tv  seen at")
         for name, s in summary.items():
-            lines.append(f"{name:<{ev}}  {s['n']:>3}  {s['top1']:.2f}  {s['top5']:.2f}  {s['prob']:>9.3f}  {s['tv']:>7.3f}")
+            size = "x".join(map(str, sizes[name])) if sizes.get(name) else "?"
+            lines.append(f"{name:<{ev}}  {s['n']:>3}  {s['top1']:.2f}  {s['top5']:.2f}  {s['prob']:>9.3f}  "
+                         f"{s['tv']:>7.3f}  {size}")
     return "\n".join(lines)

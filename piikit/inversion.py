@@ -29,7 +29,7 @@ from .config import InversionConfig, make_config
 from .device import resolve_device
 from .errors import InversionFailed
 from .labels import resolve_classes
-from .models import Classifier, load_model
+from .models import Classifier, frozen, load_model
 from .objectives import Batch, ClassObjective, LossTerm, Objective, attached
 from .priors import L2Prior, TotalVariation
 from .result import InversionResult
@@ -82,21 +82,12 @@ class _StepFunction(Callback):
 
 @contextlib.contextmanager
 def _prepared(model: nn.Module, channels_last: bool) -> Iterator[None]:
-    """Eval mode and no parameter gradients for the run, restored afterwards, so a
-    user's module comes back exactly as it was."""
-    was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    try:
+    """The model frozen for the run (eval, no parameter gradients; restored afterwards),
+    in channels-last memory format if asked."""
+    with frozen(model):
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
         yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
 
 
 def _is_oom(error: BaseException) -> bool:
@@ -161,6 +152,9 @@ class Inversion:
         self.flip = Flip(cfg.flip)
         self.color_shift = ColorShift(cfg.alpha, cfg.beta)
         self._target_tensor = torch.tensor(self.targets, device=self.device)
+        self._has_targets = self.targets[0] >= 0
+        self._owner = torch.arange(len(self.targets), device=self.device).repeat_interleave(self.config.ensemble)
+        self._sample_targets = self._target_tensor.repeat_interleave(self.config.ensemble)
         if init is not None and init.shape[0] != len(self.targets):
             raise ValueError(f"init has {init.shape[0]} images for {len(self.targets)} targets")
         self._init = init
@@ -233,37 +227,39 @@ class Inversion:
 
         view = self._view()
         shifted = self.flip(self.jitter(view, generator=self.host_rng), generator=self.host_rng)
+        n = k * e
         if cfg.color_shift:
-            mu, sigma = self.color_shift.sample_params(torch.Size((k * e, 3)), generator=self.rng)
-            mu, sigma = mu.view(k, e, 3, 1, 1), sigma.view(k, e, 3, 1, 1)
-        chunk = cfg.micro_batch or e
+            mu, sigma = self.color_shift.sample_params(torch.Size((n, 3)), generator=self.rng)
+        chunk = cfg.micro_batch or n
         total = torch.zeros((), device=self.device)
         prob = torch.zeros(k, device=self.device)
         term_values: dict[str, torch.Tensor] = {}
-        for start in range(0, e, chunk):
-            m = min(chunk, e - start)
-            x = shifted.repeat_interleave(m, dim=0) if m > 1 else shifted
+        # Samples are image-major (image i's copies are i*e .. i*e+e-1); a pass takes any
+        # contiguous slice of them, so a pass holds at most micro_batch samples.
+        for start in range(0, n, chunk):
+            part = slice(start, min(start + chunk, n))
+            owner = self._owner[part]
+            x = shifted.index_select(0, owner)
             if cfg.color_shift:
-                x = self.color_shift(x, params=(mu[:, start : start + m].reshape(-1, 3, 1, 1),
-                                               sigma[:, start : start + m].reshape(-1, 3, 1, 1)))
+                x = self.color_shift(x, params=(mu[part], sigma[part]))
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
                 logits = self.model(x)
-            batch = Batch(view, x, logits, self._target_tensor.repeat_interleave(m),
-                          torch.arange(k, device=self.device).repeat_interleave(m), e)
+            batch = Batch(view, x, logits, self._sample_targets[part], owner, e)
             # Sum over copies / e: each image's loss is the mean over its whole ensemble,
             # so chunking (gradient accumulation) gives exactly the full-batch gradient.
             loss = self.objective(batch).sum() / e
+            fraction = len(owner) / n  # terms count once per step, whatever the chunking
             for term in self.terms:
-                value = term(batch) * (m / e)
+                value = term(batch) * fraction
                 term_values[term.name] = term_values.get(term.name, 0) + value.detach()
                 loss = loss + term.weight * value
-            loss.backward(retain_graph=start + m < e)
+            loss.backward(retain_graph=part.stop < n)
             total += loss.detach()
-            if self._target_tensor[0] >= 0:
-                p = logits.detach().float().softmax(-1).gather(1, batch.targets[:, None]).view(k, m)
-                prob += p.sum(1) / e
+            if self._has_targets:
+                p = logits.detach().float().softmax(-1).gather(1, batch.targets[:, None]).view(-1)
+                prob.index_add_(0, owner, p / e)
         self.optimizer.step()
         with torch.no_grad():
             self.image.clamp_(0, 1)
@@ -352,10 +348,10 @@ class Inversion:
             self.optimizer.zero_grad(set_to_none=True)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            half = max(1, (cfg.micro_batch or cfg.ensemble) // 2)
+            half = max(1, (cfg.micro_batch or len(self.targets) * cfg.ensemble) // 2)
             raise InversionFailed(
                 f"out of memory on {self.device} with {len(self.targets)} image(s) × ensemble {cfg.ensemble}. "
-                f"Try micro_batch={half} (same result, less memory), fewer targets per run, or a smaller ensemble.",
+                f"Try micro_batch={half} (the same result in smaller forward passes), fewer targets per run, or a smaller ensemble.",
                 partial=self.result(),
             ) from error
         finally:
@@ -365,6 +361,17 @@ class Inversion:
         self._call("on_end", result)
         return result
 
+    def _final_probs(self, view: torch.Tensor) -> torch.Tensor | None:
+        """The model's target probability on the clean images, or None if the model fails
+        on them (the images themselves must survive any such failure)."""
+        try:
+            with torch.no_grad(), _prepared(self.model, False):
+                return self.model(view).float().softmax(-1).gather(1, self._target_tensor[:, None]).view(-1).cpu()
+        except (torch.OutOfMemoryError, RuntimeError) as error:
+            if not _is_oom(error):
+                raise
+            return None
+
     def result(self) -> InversionResult:
         """The result so far (the full result once :attr:`done`)."""
         self._flush_history()
@@ -373,12 +380,9 @@ class Inversion:
             images = torch.empty(0, 3, 0, 0)
             probs = None
         else:
-            with torch.no_grad(), _prepared(self.model, False):
-                view = self._view().detach().clamp(0, 1)
-                probs = None
-                if self.targets[0] >= 0:
-                    probs = self.model(view).float().softmax(-1).gather(1, self._target_tensor[:, None]).view(-1).cpu()
+            view = self._view().detach().clamp(0, 1)
             images = view.float().cpu()
+            probs = self._final_probs(view) if self._has_targets and self.stop_reason != "oom" else None
         return InversionResult(
             images=images, targets=list(self.targets), class_names=self.model.class_names, config=self.config,
             seed=self.seed, model_name=self.model.name, history=history, snapshots=list(self.snapshots),
@@ -399,6 +403,7 @@ def invert(
     callbacks: Sequence[Callback | Callable[[StepState], Any]] = (),
     progress: bool = True,
     init: torch.Tensor | None = None,
+    num_images: int | None = None,
     **overrides: Any,
 ) -> InversionResult:
     """Invert a classifier: synthesize one image per target class by Plug-In Inversion.
@@ -419,6 +424,7 @@ def invert(
         callbacks: :class:`Callback` objects, or functions called after every step.
         progress: show a ``tqdm`` progress bar.
         init: K×3×H×W images in [0, 1] to start from instead of noise.
+        num_images: how many images a feature objective makes when ``targets`` is None.
         **overrides: any :class:`InversionConfig` field, e.g. ``ensemble=8``; ``None`` keeps
             the preset's value.
 
@@ -434,5 +440,5 @@ def invert(
     """
     return Inversion(
         model, targets, preset, seed=seed, device=device, objective=objective, terms=terms, callbacks=callbacks,
-        progress=progress, init=init, **overrides,
+        progress=progress, init=init, num_images=num_images, **overrides,
     ).run()

@@ -13,10 +13,11 @@ lists its 296 tensors in the same order, and with the same shapes, as timm's
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from torch import nn
 from .errors import HubUnavailableError, ModelLoadError, UnknownModelError, UnsupportedModelError
 from .labels import imagenet_classes
 
-__all__ = ["Classifier", "load_model", "available_models", "OFFLINE_MODELS"]
+__all__ = ["Classifier", "load_model", "available_models", "frozen", "OFFLINE_MODELS"]
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,25 @@ def _logits(output: Any) -> torch.Tensor:
     return logits
 
 
+@contextlib.contextmanager
+def frozen(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no parameter gradients inside the block; the module's own flags are
+    restored afterwards, so a user's module comes back exactly as it was."""
+    # Per module, since a wrapper's own flag need not match the module it wraps.
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        for m, mode in modes:
+            m.training = mode
+
+
 def available_models(pattern: str = "*") -> dict[str, list[str]]:
     """Model names by source: ``offline`` (real weights, no network), ``timm`` and
     ``torchvision`` (architectures; their pretrained weights need a hub)."""
@@ -168,7 +188,7 @@ def load_model(
         **model_kwargs: passed to ``timm.create_model`` (e.g. ``depth=2``).
 
     Returns:
-        A :class:`Classifier` in eval mode.
+        A :class:`Classifier`; models loaded by name are in eval mode with frozen parameters.
 
     >>> clf = load_model("efficientnet_lite0")  # doctest: +SKIP
     >>> clf(torch.rand(1, 3, 224, 224)).shape  # doctest: +SKIP
@@ -188,7 +208,10 @@ def load_model(
                     fixed_input_size=fixed_input_size, class_names=class_names)
     if device is not None:
         clf = clf.to(device)
-    return clf.eval()
+    # A module you pass in keeps its train/eval mode (runs switch it to eval only while
+    # they last); the wrapper itself holds no mode-dependent layers.
+    clf.training = False
+    return clf
 
 
 def _module_config(net: nn.Module) -> dict[str, Any]:

@@ -229,7 +229,7 @@ class BatchNormPrior(LossTerm):
     statistics constrains colour and contrast most).
 
     The statistics are taken over every sample of one forward pass. The step loop splits an
-    ensemble into passes when ``micro_batch < ensemble``; the prior is then the mean of the
+    batch into passes when ``micro_batch`` is smaller than it; the prior is then the mean of the
     per-pass values, which is only an approximation of the full-batch prior (statistics of
     parts are not the statistics of the whole): a warning says so once.
     :func:`piikit.deepinversion.refine` uses an ensemble of 1, so it is exact there.

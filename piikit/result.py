@@ -62,7 +62,7 @@ class InversionResult:
     @property
     def labels(self) -> list[str]:
         """``"idx: name"`` for each target."""
-        return [label(t, self.class_names) for t in self.targets]
+        return [label(t, self.class_names) if t >= 0 else f"image {k}" for k, t in enumerate(self.targets)]
 
     def titles(self) -> list[str]:
         if self.final_probs is None:
@@ -139,8 +139,11 @@ class InversionResult:
         out.mkdir(parents=True, exist_ok=True)
         paths = []
         for k, (t, img) in enumerate(zip(self.targets, self.images)):
-            slug = re.sub(r"[^a-z0-9]+", "_", self.class_names[t].split(",")[0].lower()).strip("_")
-            path = out / f"{prefix}{k:02d}_{t:04d}_{slug}.png"
+            if t >= 0:
+                slug = re.sub(r"[^a-z0-9]+", "_", self.class_names[t].split(",")[0].lower()).strip("_")
+                path = out / f"{prefix}{k:02d}_{t:04d}_{slug}.png"
+            else:  # a feature objective's image has no class
+                path = out / f"{prefix}{k:02d}_image.png"
             Image.fromarray(_to_uint8(img)).save(path)
             paths.append(path)
             if snapshots and self.snapshots:

@@ -18,6 +18,7 @@ from piikit import attribution as A
 
 matplotlib.use("Agg")
 
+
 # Small windows/steps keep each Lite0 call to a second or two on a CPU.
 FAST = {
     "saliency": {},

@@ -58,6 +58,8 @@ def test_refine_is_reproducible_and_takes_tensor_init(tiny_cnn, device):
     b = refine(tiny_cnn, init=init, targets=3, config="preview", device=device, progress=False, **TINY)
     assert torch.equal(a.images, b.images)
     assert a.steps_done == 3 and a.history["stage"].tolist() == [0, 0, 0]  # no warm-up from an init image
+    std = piikit.load_model(tiny_cnn).std.mean().item()
+    assert a.config.lr == pytest.approx(0.05 * std)  # the gentler init_lr when refining an image
     with pytest.raises(ValueError, match="target"):
         refine(tiny_cnn, init=init, config="preview", device=device, progress=False)
     with pytest.raises(ValueError, match="K×3×H×W"):
@@ -107,14 +109,20 @@ def test_bn_weight_zero_turns_the_prior_off(tiny_cnn, device):
 @pytest.mark.slow
 def test_pii_then_deepinversion_on_lite0_keeps_the_class_and_lowers_tv(lite0, device):
     target = 980  # volcano
-    pii = invert(lite0, target, "fast", stages=3, steps_per_stage=20, ensemble=2, image_size=96, lr=0.1,
+    pii = invert(lite0, target, "fast", stages=3, steps_per_stage=30, ensemble=2, image_size=160, lr=0.05, seed=0,
                  device=device, progress=False)
-    assert pii.final_probs[0] > 0.3  # a usable init: the class is already there
-    refined = refine(lite0, init=pii, config="fast", steps=12, image_size=96, device=device, progress=False)
     with torch.no_grad():
-        logits = lite0.to(device)(refined.images.to(device))
-    assert logits.argmax(1).item() == target
-    assert total_variation(refined.images) < total_variation(pii.images)
+        assert lite0.to(device)(pii.images.to(device)).argmax(1).item() == target  # a usable init
+    # Weights scaled for Lite0 (see DeepInversionConfig): its TF-ported BatchNorm statistics
+    # make the published bn_weight 0.01 outweigh the cross-entropy, which loses the class on
+    # some thread counts; 10× less BN and 100× more TV keep it and clearly smooth the image.
+    refined = refine(lite0, init=pii, config="fast", steps=30, bn_weight=1e-3, tv_weight=1e-2, image_size=160,
+                     device=device, progress=False)
+    with torch.no_grad():
+        assert lite0(refined.images.to(device)).argmax(1).item() == target
+    assert total_variation(refined.images) < 0.95 * total_variation(pii.images)
+    assert refined.config.lr == pytest.approx(0.05 * 0.5)  # init_lr, in pixels for Lite0's std of 0.5
     for key in ("tv", "l2", "bn", "loss", "prob"):
-        assert refined.history[key].shape[0] == 12, key
+        assert refined.history[key].shape[0] == 30, key
+    assert refined.history["bn"][-5:].mean() < refined.history["bn"][:5].mean()  # the prior is being optimized
     assert _no_hooks(lite0)

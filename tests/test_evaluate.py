@@ -15,6 +15,7 @@ from piikit.evaluate import default_evaluators, format_scores, score, summarize,
 LITES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 
 
+
 @pytest.fixture(scope="module")
 def chelsea() -> torch.Tensor:
     """scikit-image's cat photo, 1×3×300×451 in [0, 1]: class 285, Egyptian cat."""
@@ -34,6 +35,7 @@ def preview(lite0) -> piikit.InversionResult:
 def test_a_real_photo_is_top1_under_every_offline_model(chelsea):
     rows = score(chelsea, 285, LITES, device="cpu")
     assert [r["evaluator"] for r in rows] == LITES
+    assert [r["size"] for r in rows] == [[224, 224], [240, 240], [260, 260]]  # each model's own input size
     for r in rows:
         assert r["rank"] == 1 and r["top1"] and r["top5"], r
         assert r["prob"] > 0.5
@@ -51,9 +53,10 @@ def test_noise_is_not_recognised(noise):
 
 def test_preview_inversions_score_above_noise_under_another_model(preview, noise):
     assert preview.model_name == "efficientnet_lite0"
-    inv = summarize(score(preview.images, preview.targets, "efficientnet_lite1", device="cpu"))
-    ref = summarize(score(noise, preview.targets, "efficientnet_lite1", device="cpu"))
-    assert inv["efficientnet_lite1"]["prob"] > 3 * ref["efficientnet_lite1"]["prob"]
+    inv = score(preview.images, preview.targets, "efficientnet_lite1", device="cpu")
+    ref = score(noise[: len(preview.targets)], preview.targets, "efficientnet_lite1", device="cpu")
+    assert summarize(inv)["efficientnet_lite1"]["prob"] > 3 * summarize(ref)["efficientnet_lite1"]["prob"]
+    assert all(a["rank"] < b["rank"] for a, b in zip(inv, ref))
 
 
 def test_result_score_uses_the_other_models_and_save_writes_them(preview, tmp_path):
@@ -69,6 +72,13 @@ def test_result_score_uses_the_other_models_and_save_writes_them(preview, tmp_pa
         assert saved["scores"] == json.loads(json.dumps(rows))
     finally:
         preview.scores = None
+
+
+def test_resize_false_feeds_images_as_they_are(chelsea):
+    as_is = score(chelsea, 285, ["efficientnet_lite2"], device="cpu", resize=False)[0]
+    native = score(chelsea, 285, ["efficientnet_lite2"], device="cpu")[0]
+    assert as_is["size"] == [300, 451] and native["size"] == [260, 260]
+    assert as_is["top1"] and as_is["prob"] != pytest.approx(native["prob"], abs=1e-4)
 
 
 def test_targets_repeat_names_resolve_and_sizes_are_checked(chelsea):
@@ -117,4 +127,4 @@ def test_summarize_per_evaluator_and_per_class():
     assert by_class["1: x"] == pytest.approx({"n": 2, "top1": 0.5, "top5": 0.5, "prob": 0.5, "tv": 0.1})
     text = format_scores(rows)
     assert "1: x" in text and "mean prob" in text
-    assert text.splitlines()[-2].split()[:4] == ["A", "2", "0.50", "1.00"]
+    assert text.splitlines()[-2].split() == ["A", "2", "0.50", "1.00", "0.600", "0.200", "?"]

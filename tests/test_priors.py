@@ -13,7 +13,15 @@ import piikit
 from piikit import Inversion, invert
 from piikit.errors import UnsupportedModelError
 from piikit.objectives import Batch
-from piikit.priors import BatchNormPrior, L2Prior, TotalVariation, batchnorm_layers, has_batchnorm, l2_norm, total_variation
+from piikit.priors import (
+    BatchNormPrior,
+    L2Prior,
+    TotalVariation,
+    batchnorm_layers,
+    has_batchnorm,
+    l2_norm,
+    total_variation,
+)
 
 
 def _batch(images: torch.Tensor, ensemble: int = 1, inputs: torch.Tensor | None = None) -> Batch:

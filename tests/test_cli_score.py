@@ -1,0 +1,106 @@
+"""`piikit score DIR` on what `InversionResult.save` wrote, and `piikit invert --score`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage import data
+
+import piikit
+from piikit.cli import main
+
+
+
+def _photo(array) -> torch.Tensor:
+    x = torch.from_numpy(array).permute(2, 0, 1).float()[None] / 255
+    return F.interpolate(x, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)[0]
+
+
+@pytest.fixture()
+def saved(tmp_path):
+    """A saved "result" whose images are real photos (cat, espresso) plus one noise image,
+    so the expected scores are known."""
+    images = torch.stack([_photo(data.chelsea()), _photo(data.coffee()),
+                          torch.rand(3, 224, 224, generator=torch.Generator().manual_seed(0))])
+    result = piikit.InversionResult(
+        images=images, targets=[285, 967, 980], class_names=piikit.labels.imagenet_classes(),
+        config=piikit.make_config("preview"), seed=0, model_name="efficientnet_lite0", history={}, snapshots=[],
+    )
+    result.save(tmp_path)
+    return tmp_path
+
+
+def test_score_prints_a_table_and_writes_result_json(saved, capsys):
+    assert main(["score", str(saved), "--evaluator", "efficientnet_lite2", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "00_0285_egyptian_cat.png" in out and "285: Egyptian cat" in out
+    assert "mean prob" in out
+    summary = out.strip().splitlines()[-1].split()
+    assert summary[:4] == ["efficientnet_lite2", "3", "0.67", "0.67"]  # cat and espresso top-1, noise not
+    assert summary[-1] == "260x260"
+    rows = json.loads((saved / "result.json").read_text())["scores"]
+    assert [(r["file"], r["evaluator"], r["top1"]) for r in rows] == [
+        ("00_0285_egyptian_cat.png", "efficientnet_lite2", True),
+        ("01_0967_espresso.png", "efficientnet_lite2", True),
+        ("02_0980_volcano.png", "efficientnet_lite2", False),
+    ]
+
+
+def test_score_defaults_to_the_other_models_and_merges_by_evaluator(saved, capsys):
+    assert main(["score", str(saved), "--evaluator", "efficientnet_lite2", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["score", str(saved), "--device", "cpu", "--json"]) == 0  # Lite0 made it: Lite1 + Lite2
+    printed = json.loads(capsys.readouterr().out)
+    assert list(printed["summary"]) == ["efficientnet_lite1", "efficientnet_lite2"]
+    rows = json.loads((saved / "result.json").read_text())["scores"]
+    assert sorted({r["evaluator"] for r in rows}) == ["efficientnet_lite1", "efficientnet_lite2"]
+    assert len(rows) == 6  # Lite2's earlier rows were replaced, not duplicated
+
+
+def test_score_json_output_and_no_save(saved, capsys):
+    before = (saved / "result.json").read_text()
+    assert main(["score", str(saved), "--evaluator", "efficientnet_lite0", "--json", "--no-save", "--device", "cpu"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["summary"]["efficientnet_lite0"]["n"] == 3
+    assert [r["top1"] for r in report["rows"]] == [True, True, False]
+    assert (saved / "result.json").read_text() == before
+
+
+def test_score_reads_every_batch_of_a_directory(tmp_path, capsys):
+    """`piikit invert --batch N` saves batchNNN_result.json files side by side."""
+    for j, (array, target) in enumerate([(data.chelsea(), 285), (data.coffee(), 967)]):
+        piikit.InversionResult(
+            images=_photo(array)[None], targets=[target], class_names=piikit.labels.imagenet_classes(),
+            config=piikit.make_config("preview"), seed=0, model_name="efficientnet_lite0", history={}, snapshots=[],
+        ).save(tmp_path, prefix=f"batch{j:03d}_")
+    assert main(["score", str(tmp_path), "--evaluator", "efficientnet_lite1", "--device", "cpu", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [(r["file"], r["target"], r["top1"]) for r in rows] == [
+        ("batch000_00_0285_egyptian_cat.png", 285, True), ("batch001_00_0967_espresso.png", 967, True)]
+    assert json.loads((tmp_path / "batch001_result.json").read_text())["scores"][0]["target"] == 967
+
+
+def test_score_no_resize(saved, capsys):
+    assert main(["score", str(saved), "--evaluator", "efficientnet_lite2", "--no-resize", "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].split()[-1] == "224x224"
+
+
+def test_score_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["score", str(tmp_path / "missing")]) == 2
+    assert "no directory" in capsys.readouterr().err
+    assert main(["score", str(tmp_path)]) == 2
+    assert "no result.json" in capsys.readouterr().err
+
+
+def test_invert_with_score_scores_with_the_other_models(tmp_path, capsys):
+    args = ["invert", "--class", "goldfish", "--preset", "preview", "--stages", "1", "--steps-per-stage", "1",
+            "--image-size", "64", "--device", "cpu", "--out", str(tmp_path), "--score", "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "scored by efficientnet_lite1" in out and "scored by efficientnet_lite2" in out
+    meta = json.loads((tmp_path / "result.json").read_text())
+    assert {r["evaluator"] for r in meta["scores"]} == {"efficientnet_lite1", "efficientnet_lite2"}
+    assert all(r["target"] == 1 for r in meta["scores"])
