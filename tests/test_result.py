@@ -18,7 +18,7 @@ def test_save_writes_one_png_per_target_and_the_full_metadata(result, tmp_path):
     paths = result.save(tmp_path, snapshots=True)
     assert [p.name for p in paths] == ["00_0980_volcano.png", "01_0011_goldfinch.png"]
     for path, img in zip(paths, result.images):
-        png = torch.from_numpy(np.asarray(Image.open(path))).float().permute(2, 0, 1) / 255
+        png = torch.from_numpy(np.array(Image.open(path))).float().permute(2, 0, 1) / 255
         assert torch.allclose(png, img, atol=1 / 255)
         assert path.with_name(path.stem + "_stages.png").exists()
     meta = json.loads((tmp_path / "result.json").read_text())
