@@ -365,7 +365,7 @@ class Inversion:
         """The model's target probability on the clean images, or None if the model fails
         on them (the images themselves must survive any such failure)."""
         try:
-            with torch.no_grad(), _prepared(self.model, False):
+            with torch.no_grad(), frozen(self.model):
                 return self.model(view).float().softmax(-1).gather(1, self._target_tensor[:, None]).view(-1).cpu()
         except (torch.OutOfMemoryError, RuntimeError) as error:
             if not _is_oom(error):
