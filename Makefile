@@ -1,7 +1,8 @@
-# The two commands of the README:
+# The commands of the README:
 #   make demo   set up .venv if needed, then invert a few classes with the offline model
 #   make test   set up .venv if needed, then run the whole test suite
-# Both (re)install when pyproject.toml changes; nothing else needs doing by hand.
+#   make lab    set up .venv if needed, then open the notebooks in JupyterLab (11 is the explorer)
+# All (re)install when pyproject.toml changes; nothing else needs doing by hand.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,7 +12,7 @@ OUT    ?= out/demo
 DEMO_CLASSES ?= --class volcano --class goldfinch --class espresso --class jellyfish
 PYTEST_ARGS ?=
 
-.PHONY: demo test env readme-figure benchmark clean
+.PHONY: demo test lab env readme-figure benchmark clean
 
 env: $(STAMP)
 
@@ -28,12 +29,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
 readme-figure: $(STAMP)
 	$(PY) scripts/make_readme_figure.py
 
 benchmark: $(STAMP)
-	$(PY) benchmarks/step_overhead.py
-	$(PY) benchmarks/batched_targets.py
+	$(PY) benchmarks/speed.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

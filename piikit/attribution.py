@@ -473,9 +473,9 @@ def _figure_axes(nrows: int, ncols: int, size: float, axes: Sequence["Axes"] | N
         if len(axes) < nrows * ncols:
             raise ValueError(f"need {nrows * ncols} axes, got {len(axes)}")
         return axes[0].figure, axes
-    from matplotlib.figure import Figure
+    from .viz import new_figure
 
-    fig = Figure(figsize=(size * ncols, size * nrows + 0.4), layout="constrained")
+    fig = new_figure(figsize=(size * ncols, size * nrows + 0.4))
     return fig, list(fig.subplots(nrows, ncols, squeeze=False).ravel())
 
 

@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 import torch
 from torch import nn
 
-__all__ = ["Jitter", "ColorShift", "Flip", "Repeat", "JitterParams", "ColorShiftParams"]
+__all__ = ["Jitter", "ColorShift", "Flip", "Repeat", "RandomAffine", "JitterParams", "ColorShiftParams", "AffineParams"]
 
 P = TypeVar("P")
 
@@ -148,3 +148,53 @@ class Repeat(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n={self.n}"
+
+
+AffineParams = tuple[torch.Tensor, torch.Tensor]
+
+
+class RandomAffine(_Augmentation[AffineParams]):
+    """A small random zoom and rotation about the centre, drawn per sample (per copy of
+    the ensemble): zoom factor ``U(1 - scale, 1 + scale)``, angle ``U(-degrees, degrees)``.
+
+    Not in PII; feature visualization uses such transforms (Olah et al., Distill 2017) so
+    that the image cannot rely on exact pixel positions. Sampled bilinearly; pixels pulled
+    from outside the image are mirrored in (no black corners). With both ranges 0 it
+    returns its input.
+    """
+
+    def __init__(self, scale: float = 0.0, degrees: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= scale < 1.0 or degrees < 0:
+            raise ValueError(f"scale must be in [0, 1) and degrees >= 0, got {scale}, {degrees}")
+        self.scale = float(scale)
+        self.degrees = float(degrees)
+
+    @property
+    def active(self) -> bool:
+        return self.scale > 0 or self.degrees > 0
+
+    def sample_params(
+        self, shape: torch.Size, generator: torch.Generator | None = None, device: torch.device | None = None
+    ) -> AffineParams:
+        if device is None and generator is not None:
+            device = generator.device
+        zoom = 1 + (torch.rand(shape[0], generator=generator, device=device) * 2 - 1) * self.scale
+        angle = (torch.rand(shape[0], generator=generator, device=device) * 2 - 1) * (self.degrees * torch.pi / 180)
+        return zoom, angle
+
+    def apply(self, x: torch.Tensor, params: AffineParams) -> torch.Tensor:
+        if not self.active:
+            return x
+        zoom, angle = (p.to(x.device, torch.float32) for p in params)
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        zero = torch.zeros_like(cos)
+        # The sampling grid maps output to input coordinates: a zoom z reads from 1/z.
+        theta = torch.stack([torch.stack([cos, -sin, zero], -1), torch.stack([sin, cos, zero], -1)], -2)
+        grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+        out = torch.nn.functional.grid_sample(x.float(), grid.to(x.device), mode="bilinear",
+                                              padding_mode="reflection", align_corners=False)
+        return out.to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, degrees={self.degrees}"

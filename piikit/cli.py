@@ -1,6 +1,7 @@
-"""The ``piikit`` command: invert classes, score inversions, list classes and models.
+"""The ``piikit`` command: invert classes, sweep many, score inversions, list classes and models.
 
     piikit invert --model efficientnet_lite0 --class volcano --class goldfinch --preset fast --out out/
+    piikit sweep --models efficientnet_lite0,efficientnet_lite1 --classes 0-999 --out runs/   # resumable; torchrun-ready
     piikit score out/ --evaluator efficientnet_lite2
     piikit classes --search terrier
     piikit models
@@ -45,11 +46,12 @@ def _cmd_invert(args: argparse.Namespace) -> int:
         classes += [line.strip() for line in Path(args.classes_file).read_text().splitlines() if line.strip()]
     if not classes:
         raise ValueError("give at least one --class (a name or an index)")
+    piikit.resolve_device(args.device)  # a device this machine lacks fails before any loading
     model = piikit.load_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
                               trust_pickle=args.trust_pickle)
     targets = piikit.labels.resolve_classes(classes, model.class_names)  # fail on a bad name before any work
     config = piikit.make_config(args.preset, **_config_overrides(args))
-    out = Path(args.out)
+    out = _writable_directory(args.out)
     batches = [targets[i : i + args.batch] for i in range(0, len(targets), args.batch)]
     status = 0
     for j, batch in enumerate(batches):
@@ -74,6 +76,23 @@ def _cmd_invert(args: argparse.Namespace) -> int:
             print(f"piikit: interrupted; saved the partial result to {out}", file=sys.stderr)
             return 130
     return status
+
+
+def _writable_directory(path: str) -> Any:
+    """``--out`` as a directory that exists and takes files, checked before the run."""
+    import tempfile
+    from pathlib import Path
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {path} is an existing file; give a directory (it is created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise ValueError(f"--out {path} cannot be written to ({reason}); give a writable directory") from e
+    return out
 
 
 def _load_png(path: Any) -> Any:
@@ -159,6 +178,48 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _micro_batch(value: str) -> int | str:
+    return value if value == "auto" else int(value)
+
+
+def _add_setting_args(parser: argparse.ArgumentParser) -> None:
+    """Preset, seed, device, the config fields with flags of their own, and ``--set`` for any field."""
+    parser.add_argument("--preset", default="fast", choices=["paper", "fast", "preview"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--ensemble", type=int)
+    parser.add_argument("--steps-per-stage", dest="steps_per_stage", type=int)
+    parser.add_argument("--stages", type=int)
+    parser.add_argument("--image-size", dest="image_size", type=int)
+    parser.add_argument("--micro-batch", dest="micro_batch", type=_micro_batch, help="samples per forward pass, or auto")
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--jitter", type=int)
+    parser.add_argument("--schedule", choices=["zoom+center", "zoom", "center", "none"])
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config field, e.g. --set amp=true")
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import piikit
+    from piikit.sweep import parse_classes
+
+    classes: list[int | str] = list(args.class_names or [])
+    for spec in args.classes or []:
+        classes += parse_classes(spec)
+    if args.classes_file:
+        lines = [line.strip() for line in Path(args.classes_file).read_text().splitlines() if line.strip()]
+        classes += parse_classes(lines)
+    if not classes:
+        raise ValueError("give classes: --classes 0-9,volcano, --class NAME or --classes-file FILE")
+    summary = piikit.sweep(args.models, classes, args.preset, args.out, batch=args.batch, seed=args.seed,
+                           device=args.device, force=args.force, pretrained=args.pretrained, progress=not args.quiet,
+                           **_config_overrides(args))
+    if summary.interrupted:
+        return 130
+    return 1 if summary.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="piikit", description="Plug-In Inversion of image classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,20 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--model", default="efficientnet_lite0", help="name, timm:NAME, torchvision:NAME or file")
     inv.add_argument("--class", dest="classes", action="append", metavar="CLASS", help="name or index; repeatable")
     inv.add_argument("--classes-file", help="a file with one class per line")
-    inv.add_argument("--preset", default="fast", choices=["paper", "fast", "preview"])
     inv.add_argument("--out", default="out")
-    inv.add_argument("--seed", type=int, default=0)
-    inv.add_argument("--device", default="auto")
     inv.add_argument("--batch", type=int, default=8, help="classes optimized together per batch")
-    inv.add_argument("--ensemble", type=int)
-    inv.add_argument("--steps-per-stage", dest="steps_per_stage", type=int)
-    inv.add_argument("--stages", type=int)
-    inv.add_argument("--image-size", dest="image_size", type=int)
-    inv.add_argument("--micro-batch", dest="micro_batch", type=int)
-    inv.add_argument("--lr", type=float)
-    inv.add_argument("--jitter", type=int)
-    inv.add_argument("--schedule", choices=["zoom+center", "zoom", "center", "none"])
-    inv.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config field, e.g. --set amp=true")
+    _add_setting_args(inv)
     inv.add_argument("--checkpoint", help="a state dict for --model's architecture")
     inv.add_argument("--no-pretrained", dest="pretrained", action="store_false")
     inv.add_argument("--trust-pickle", action="store_true", help="allow a pickled model file (runs its code)")
@@ -188,6 +238,22 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--score", action="store_true", help="score the images with other offline models")
     inv.add_argument("--quiet", action="store_true", help="no progress bar")
     inv.set_defaults(run=_cmd_invert)
+
+    swe = sub.add_parser("sweep", help="invert many classes of many models into a resumable folder (torchrun-ready)",
+                         description="One PNG + result JSON per class per model, a manifest and a contact sheet per "
+                         "model. Re-run to resume; run under `torchrun --nproc_per_node=N -m piikit sweep ...` to "
+                         "share the work among N processes (one GPU each where there are GPUs).")
+    swe.add_argument("--models", default="efficientnet_lite0", help="comma-separated model names")
+    swe.add_argument("--classes", action="append", metavar="SPEC", help="indices, names and ranges: 0-99,volcano; repeatable")
+    swe.add_argument("--class", dest="class_names", action="append", metavar="NAME", help="one class name or index; repeatable")
+    swe.add_argument("--classes-file", help="a file with one class, index or range per line")
+    swe.add_argument("--out", default="runs")
+    swe.add_argument("--batch", type=int, default=1, help="classes optimized together per call (part of the settings)")
+    _add_setting_args(swe)
+    swe.add_argument("--force", action="store_true", help="redo classes made with other settings instead of refusing")
+    swe.add_argument("--no-pretrained", dest="pretrained", action="store_false")
+    swe.add_argument("--quiet", action="store_true", help="no per-class lines or progress bar")
+    swe.set_defaults(run=_cmd_sweep)
 
     sco = sub.add_parser("score", help="score saved inversions with other models (top-1/top-5, target prob, TV)",
                          description="Score the PNGs a `piikit invert --out DIR` run saved, against their targets, "
@@ -224,7 +290,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except (PiikitError, ValueError, TypeError, FileNotFoundError) as error:
-        print(f"piikit: error: {error}", file=sys.stderr)
+        # A PiikitError may say it in the command's own terms (flags, not Python calls).
+        print(f"piikit: error: {getattr(error, 'cli_message', None) or error}", file=sys.stderr)
         return 2
 
 

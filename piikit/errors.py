@@ -20,12 +20,22 @@ __all__ = [
     "ModelLoadError",
     "HubUnavailableError",
     "UnsupportedModelError",
+    "DeviceUnavailableError",
     "InversionFailed",
 ]
 
 
 class PiikitError(Exception):
-    """Base class of the errors piikit raises for bad input or a failed run."""
+    """Base class of the errors piikit raises for bad input or a failed run.
+
+    ``str(error)`` speaks to a Python user (``load_model(..., pretrained=False)``);
+    ``cli_message``, where an error sets one, says the same in the ``piikit`` command's
+    terms (``--no-pretrained``), and the command prints that instead.
+    """
+
+    def __init__(self, message: str = "", *, cli_message: str | None = None) -> None:
+        super().__init__(message)
+        self.cli_message = cli_message
 
 
 class UnknownModelError(PiikitError, LookupError):
@@ -46,6 +56,10 @@ class HubUnavailableError(ModelLoadError):
 
 class UnsupportedModelError(PiikitError, TypeError):
     """A model whose output or structure piikit cannot work with."""
+
+
+class DeviceUnavailableError(PiikitError, ValueError):
+    """A device that is not a device type, or that this machine does not have."""
 
 
 class InversionFailed(PiikitError, RuntimeError):

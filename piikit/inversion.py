@@ -6,7 +6,7 @@ mean and scale, run the model, and take one Adam step on the mean cross-entropy 
 image's copies; then clamp the image to [0, 1]. Stages grow the image (zoom + centering,
 :mod:`piikit.schedule`), each with a fresh optimizer and its own cosine decay.
 
-The loop knows nothing of progress bars beyond ``tqdm`` nor of widgets or plots: it calls
+The loop knows nothing of widgets or plots (progress goes through :mod:`piikit.progress`): it calls
 :class:`Callback` hooks, and :class:`Inversion` can be advanced a chunk of steps at a time
 (``run(max_steps=...)``), which is how a notebook explorer keeps its Stop button live.
 """
@@ -24,13 +24,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from .augment import ColorShift, Flip, Jitter
+from .augment import ColorShift, Flip, Jitter, RandomAffine
 from .config import InversionConfig, make_config
 from .device import resolve_device
 from .errors import InversionFailed
 from .labels import resolve_classes
+from .memory import auto_micro_batch
+from .memory import is_out_of_memory as _is_oom
 from .models import Classifier, frozen, load_model
 from .objectives import Batch, ClassObjective, LossTerm, Objective, attached
+from .param import grow, initial, make_param
+from .progress import Progress
 from .priors import L2Prior, TotalVariation
 from .result import InversionResult
 from .schedule import StageSchedule
@@ -47,8 +51,8 @@ class StepState:
     step: int  # steps done in this stage
     global_step: int  # steps done in the run
     total_steps: int
-    image: torch.Tensor  # K×3×h×w, what the model sees before augmentation (detached)
-    loss: torch.Tensor  # 0-d total loss of the last step
+    image: torch.Tensor  # K×C×h×w, what the model sees before augmentation (detached)
+    loss: torch.Tensor  # 0-d total loss of the last step per image (the optimizer's sum / K)
     prob: torch.Tensor  # (K,) target probability averaged over the augmented copies
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
     lr: float = 0.0
@@ -90,8 +94,40 @@ def _prepared(model: nn.Module, channels_last: bool) -> Iterator[None]:
         yield
 
 
-def _is_oom(error: BaseException) -> bool:
-    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+def _checked_init(init: torch.Tensor, k: int, channels: int) -> torch.Tensor:
+    """``init`` as K×C×H×W images in [0, 1], checked before any step runs."""
+    if init.ndim == 3:
+        init = init[None]
+    if init.ndim != 4 or init.shape[0] != k or init.shape[1] != channels:
+        raise ValueError(f"init must be {k}×{channels}×H×W images (one per target, the model's channels), "
+                         f"got shape {tuple(init.shape)}")
+    init = init.detach().float()
+    bad = int((~torch.isfinite(init)).sum())
+    if bad:
+        raise ValueError(f"init holds {bad} NaN/inf value(s); pass finite images in [0, 1]")
+    low, high = init.min().item(), init.max().item()
+    if low < 0 or high > 1:
+        warnings.warn(f"init has values in [{low:.3g}, {high:.3g}], outside [0, 1] (normalized images?); "
+                      "clamped to [0, 1]", stacklevel=3)
+        init = init.clamp(0, 1)
+    return init
+
+
+def _check_smallest_stage(model: Classifier, schedule: StageSchedule, device: torch.device) -> None:
+    """Fail now, not steps into a run, if the model cannot take the first stage's image."""
+    if model.fixed_input_size:
+        return  # it is resized to the model's input size anyway
+    s = schedule.sizes[0]
+    try:
+        with torch.no_grad(), frozen(model):
+            model(torch.zeros(1, schedule.channels, s, s, device=device))
+    except RuntimeError as error:
+        if _is_oom(error):
+            raise
+        raise ValueError(
+            f"{model.name} cannot take the first stage's {s}×{s} image ({str(error).strip().splitlines()[0]}); "
+            f"use fewer stages (now {schedule.stages}) or a larger image_size (now {schedule.image_size})"
+        ) from error
 
 
 class Inversion:
@@ -140,7 +176,8 @@ class Inversion:
             self.targets = resolve_classes(targets, self.model.class_names)
         cfg = self.config
         size = cfg.image_size or self.model.input_size[0]
-        self.schedule = StageSchedule(size, cfg.stages, cfg.schedule)
+        self.schedule = StageSchedule(size, cfg.stages, cfg.schedule, channels=self.model.in_chans)
+        _check_smallest_stage(self.model, self.schedule, self.device)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
         self.seed = seed
@@ -151,13 +188,15 @@ class Inversion:
         self.jitter = Jitter(cfg.jitter)
         self.flip = Flip(cfg.flip)
         self.color_shift = ColorShift(cfg.alpha, cfg.beta)
+        self.affine = RandomAffine(cfg.zoom_jitter, cfg.rotate)
+        # What the optimizer moves (self.image): the pixels themselves (the paper), or
+        # parameters that self.param decodes into pixels.
+        self.param = make_param(cfg.param)
         self._target_tensor = torch.tensor(self.targets, device=self.device)
         self._has_targets = self.targets[0] >= 0
         self._owner = torch.arange(len(self.targets), device=self.device).repeat_interleave(self.config.ensemble)
         self._sample_targets = self._target_tensor.repeat_interleave(self.config.ensemble)
-        if init is not None and init.shape[0] != len(self.targets):
-            raise ValueError(f"init has {init.shape[0]} images for {len(self.targets)} targets")
-        self._init = init
+        self._init = None if init is None else _checked_init(init, len(self.targets), self.model.in_chans)
         self.stage = -1
         self.step_in_stage = cfg.steps_per_stage  # "the previous stage is finished"
         self.global_step = 0
@@ -168,6 +207,7 @@ class Inversion:
         self._history_done: dict[str, list[torch.Tensor]] = {}
         self.snapshots: list[torch.Tensor] = []
         self.elapsed_s = 0.0
+        self._micro_batch = None if cfg.micro_batch == "auto" else cfg.micro_batch  # "auto": probed in run()
         self.stop_reason: str | None = None
 
     @property
@@ -191,11 +231,12 @@ class Inversion:
                     self._init.detach().float().to(self.device), size=(s, s), mode="bilinear", align_corners=False
                 ).clamp(0, 1)
             else:
-                image = self.schedule.initial(k, self.rng, self.device)
+                image = initial(self.schedule, k, self.config.border, self.rng, self.device)
         else:
             assert self.image is not None
-            image = self.schedule.grow(self.image, self.stage, self.rng, self.canvas)
-        self.image = image.detach().clone().requires_grad_(True)
+            pixels = self.param.decode(self.image.detach())
+            image = grow(self.schedule, pixels, self.stage, self.config.border, self.rng, self.canvas)
+        self.image = self.param.encode(image).requires_grad_(True)
         self._last_good = self.image.detach().clone()
         cfg = self.config
         self.optimizer = torch.optim.Adam([self.image], lr=cfg.lr, betas=cfg.betas)
@@ -208,7 +249,7 @@ class Inversion:
 
     def _view(self) -> torch.Tensor:
         assert self.image is not None
-        return self.schedule.model_input(self.image, self.canvas)
+        return self.schedule.model_input(self.param.decode(self.image), self.canvas)
 
     # ----------------------------------------------------------------- one step
     def _lr(self) -> float:
@@ -229,8 +270,10 @@ class Inversion:
         shifted = self.flip(self.jitter(view, generator=self.host_rng), generator=self.host_rng)
         n = k * e
         if cfg.color_shift:
-            mu, sigma = self.color_shift.sample_params(torch.Size((n, 3)), generator=self.rng)
-        chunk = cfg.micro_batch or n
+            mu, sigma = self.color_shift.sample_params(torch.Size((n, view.shape[1])), generator=self.rng)
+        if self.affine.active:
+            zoom, angle = self.affine.sample_params(torch.Size((n,)), generator=self.rng)
+        chunk = self._micro_batch or n
         total = torch.zeros((), device=self.device)
         prob = torch.zeros(k, device=self.device)
         term_values: dict[str, torch.Tensor] = {}
@@ -240,6 +283,8 @@ class Inversion:
             part = slice(start, min(start + chunk, n))
             owner = self._owner[part]
             x = shifted.index_select(0, owner)
+            if self.affine.active:
+                x = self.affine(x, params=(zoom[part], angle[part]))
             if cfg.color_shift:
                 x = self.color_shift(x, params=(mu[part], sigma[part]))
             if cfg.channels_last:
@@ -261,12 +306,15 @@ class Inversion:
                 p = logits.detach().float().softmax(-1).gather(1, batch.targets[:, None]).view(-1)
                 prob.index_add_(0, owner, p / e)
         self.optimizer.step()
-        with torch.no_grad():
-            self.image.clamp_(0, 1)
+        if self.param.clamp:
+            with torch.no_grad():
+                self.image.clamp_(0, 1)
         self.step_in_stage += 1
         self.global_step += 1
-        self._history.append({"loss": total, "prob": prob, "lr": lr, "stage": self.stage, **term_values})
-        return self._state(total, prob, term_values, lr)
+        # Recorded per image: the summed loss would grow with the number of targets.
+        per_image = total / k
+        self._history.append({"loss": per_image, "prob": prob, "lr": lr, "stage": self.stage, **term_values})
+        return self._state(per_image, prob, term_values, lr)
 
     def _state(self, loss: torch.Tensor | None, prob: torch.Tensor | None, terms: dict[str, torch.Tensor], lr: float) -> StepState:
         zero = torch.zeros((), device=self.device)
@@ -309,15 +357,18 @@ class Inversion:
     # ----------------------------------------------------------------- driving
     def run(self, max_steps: int | None = None) -> InversionResult:
         """Advance up to ``max_steps`` steps (default: to the end) and return the result."""
-        from tqdm.auto import tqdm
-
         cfg = self.config
         # Checking the loss needs a host sync; on an accelerator do it now and then.
         check_every = 1 if self.device.type == "cpu" else 25
         self.stop_reason = None
+        if self._micro_batch is None and cfg.micro_batch == "auto":
+            self._micro_batch = auto_micro_batch(
+                self.model, len(self.targets) * cfg.ensemble, self.schedule.sizes[-1], self.device,
+                channels=self.schedule.channels, amp=cfg.amp, channels_last=cfg.channels_last,
+            )
         started = time.perf_counter()
-        bar = tqdm(total=self.total_steps, initial=self.global_step, disable=not self.progress,
-                   desc=f"{self.model.name} ×{len(self.targets)}", leave=False)
+        progress = Progress(self.progress, self.total_steps, self.global_step,
+                            f"{self.model.name} ×{len(self.targets)}", cfg.stages)
         done_here = 0
         try:
             with _prepared(self.model, cfg.channels_last), attached(self.model, [self.objective, *self.terms]):
@@ -326,14 +377,13 @@ class Inversion:
                         self._begin_stage()
                     state = self._step()
                     done_here += 1
-                    bar.update(1)
+                    progress.step(state)
                     if self.global_step % check_every == 0 or self.step_in_stage == cfg.steps_per_stage:
                         self._check_finite()
-                    if self.progress and self.global_step % 20 == 0:
-                        bar.set_postfix(stage=f"{self.stage + 1}/{cfg.stages}", loss=f"{state.loss.item():.3f}")
                     self._call("on_step_end", state)
                     if self.step_in_stage == cfg.steps_per_stage:
                         self._end_stage()
+                        progress.stage_end(state, self.elapsed_s + time.perf_counter() - started)
                     if state.stop_requested:
                         self.stop_reason = state.stop_requested
                         break
@@ -348,14 +398,14 @@ class Inversion:
             self.optimizer.zero_grad(set_to_none=True)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            half = max(1, (cfg.micro_batch or len(self.targets) * cfg.ensemble) // 2)
+            half = max(1, (self._micro_batch or len(self.targets) * cfg.ensemble) // 2)
             raise InversionFailed(
                 f"out of memory on {self.device} with {len(self.targets)} image(s) × ensemble {cfg.ensemble}. "
                 f"Try micro_batch={half} (the same result in smaller forward passes), fewer targets per run, or a smaller ensemble.",
                 partial=self.result(),
             ) from error
         finally:
-            bar.close()
+            progress.close()
             self.elapsed_s += time.perf_counter() - started
         result = self.result()
         self._call("on_end", result)
@@ -377,7 +427,7 @@ class Inversion:
         self._flush_history()
         history = {k: torch.cat(v) for k, v in self._history_done.items()}
         if self.image is None:
-            images = torch.empty(0, 3, 0, 0)
+            images = torch.empty(0, self.model.in_chans, 0, 0)
             probs = None
         else:
             view = self._view().detach().clamp(0, 1)
@@ -414,7 +464,8 @@ def invert(
         targets: a class index or name, or a list of them; all are optimized together in
             one batch, each with its own image and its own ColorShift ensemble.
         preset: ``"paper"`` (7 stages × 400 steps, ensemble 32: the paper's settings),
-            ``"fast"`` (about a minute per class for Lite0 on 2 CPU cores), ``"preview"``
+            ``"fast"`` (about a minute per class for Lite0 on 2 CPU cores), ``"clear"``
+            (half that, smoother images: a Fourier image, grey borders), ``"preview"``
             (seconds), or an :class:`InversionConfig`.
         seed: the same seed on the same device gives the same images; None draws one
             (recorded in the result).
@@ -422,8 +473,10 @@ def invert(
         objective: what to optimize instead of the class cross-entropy (feature objectives).
         terms: extra weighted loss terms (priors), e.g. total variation.
         callbacks: :class:`Callback` objects, or functions called after every step.
-        progress: show a ``tqdm`` progress bar.
-        init: K×3×H×W images in [0, 1] to start from instead of noise.
+        progress: show progress: a bar in a notebook or on a terminal, one line per
+            stage when stderr is a file or a pipe (:mod:`piikit.progress`).
+        init: K×C×H×W images in [0, 1] to start from instead of noise (C: the model's
+            input channels); values outside [0, 1] are clamped with a warning, NaN/inf refused.
         num_images: how many images a feature objective makes when ``targets`` is None.
         **overrides: any :class:`InversionConfig` field, e.g. ``ensemble=8``; ``None`` keeps
             the preset's value.

@@ -1,7 +1,8 @@
 """Loading classifiers and wrapping them for inversion.
 
 :func:`load_model` turns a name, a checkpoint file or any ``nn.Module`` into a
-:class:`Classifier`: a module that takes images as float tensors N×3×H×W in [0, 1],
+:class:`Classifier`: a module that takes images as float tensors N×C×H×W in [0, 1]
+(C = 3 for RGB models, 1 for grayscale ones, any C the model's first layer takes),
 applies the model's own normalization (and, for models with a fixed input size such as
 ViTs and MLP-Mixers, a bilinear resize to that size) and returns logits.
 
@@ -53,12 +54,14 @@ class Classifier(nn.Module):
 
     Args:
         model: the network; it receives normalized images.
-        mean, std: per-channel normalization applied inside ``forward``.
+        mean, std: per-channel normalization applied inside ``forward``; one value is
+            used for every channel.
         input_size: (H, W) the model was trained at; the default inversion size.
         fixed_input_size: if True, every input is bilinearly resized to ``input_size``
             first (ViTs, MLP-Mixers); if False, the model sees the image as it is.
         class_names: one name per output; ImageNet-1k names for 1000-way models.
         name: a display name.
+        in_chans: input channels (default: as many as ``mean`` has values).
     """
 
     def __init__(
@@ -72,9 +75,12 @@ class Classifier(nn.Module):
         num_classes: int,
         class_names: Sequence[str] | None = None,
         name: str | None = None,
+        in_chans: int | None = None,
     ) -> None:
         super().__init__()
         self.model = model
+        self.in_chans = int(in_chans or len(mean))
+        mean, std = _per_channel("mean", mean, self.in_chans), _per_channel("std", std, self.in_chans)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -88,12 +94,27 @@ class Classifier(nn.Module):
         self.name = name or type(model).__name__
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[1] != self.in_chans:
+            raise ValueError(
+                f"{self.name} takes N×{self.in_chans}×H×W images, got shape {tuple(images.shape)}"
+            )
         if self.fixed_input_size and tuple(images.shape[-2:]) != self.input_size:
             images = F.interpolate(images, size=self.input_size, mode="bilinear", align_corners=False)
         return _logits(self.model((images - self.mean) / self.std))
 
     def extra_repr(self) -> str:
-        return f"name={self.name!r}, input_size={self.input_size}, fixed_input_size={self.fixed_input_size}"
+        return (f"name={self.name!r}, in_chans={self.in_chans}, input_size={self.input_size}, "
+                f"fixed_input_size={self.fixed_input_size}")
+
+
+def _per_channel(what: str, values: Sequence[float], channels: int) -> tuple[float, ...]:
+    """``values`` as one number per channel; a single value serves every channel."""
+    values = tuple(torch.as_tensor(values, dtype=torch.float64).flatten().tolist())  # a number, list or tensor
+    if len(values) == 1:
+        return values * channels
+    if len(values) != channels:
+        raise ValueError(f"{what} has {len(values)} values but the model takes {channels} input channel(s)")
+    return values
 
 
 def _logits(output: Any) -> torch.Tensor:
@@ -164,6 +185,7 @@ def load_model(
     input_size: int | tuple[int, int] | None = None,
     fixed_input_size: bool | None = None,
     class_names: Sequence[str] | None = None,
+    in_chans: int | None = None,
     device: str | torch.device | None = None,
     **model_kwargs: Any,
 ) -> Classifier:
@@ -183,7 +205,11 @@ def load_model(
             so only for files you trust.
         mean, std, input_size, fixed_input_size, class_names: override what is read from
             the model's own config (timm's ``pretrained_cfg``, torchvision's weights) or found
-            by probing the module.
+            by probing the module. ``mean``/``std`` take one value per input channel, or one
+            value for all.
+        in_chans: input channels (1 for grayscale). Default: the first convolution's input
+            channels, else as many as ``mean`` has values, else whichever of 3 and 1 the
+            module runs on. For a timm name it is passed on to ``timm.create_model``.
         device: move the classifier there (default: leave it where it is).
         **model_kwargs: passed to ``timm.create_model`` (e.g. ``depth=2``).
 
@@ -193,6 +219,9 @@ def load_model(
     >>> clf = load_model("efficientnet_lite0")  # doctest: +SKIP
     >>> clf(torch.rand(1, 3, 224, 224)).shape  # doctest: +SKIP
     torch.Size([1, 1000])
+    >>> digits = load_model(my_1ch_cnn, input_size=8, mean=(0.5,), std=(0.5,))  # doctest: +SKIP
+    >>> digits.in_chans  # doctest: +SKIP
+    1
     """
     if isinstance(model, Classifier):
         clf = model
@@ -200,11 +229,13 @@ def load_model(
         if isinstance(model, nn.Module):
             net, name, cfg = model, type(model).__name__, _module_config(model)
         else:
+            if in_chans is not None:
+                model_kwargs = {**model_kwargs, "in_chans": in_chans}
             net, name, cfg = _load_named(model, pretrained, checkpoint, trust_pickle, model_kwargs)
             # A model loaded by name is ours: freeze it once (no parameter gradients are
             # ever needed for inversion, and skipping them saves backward work).
             net.eval().requires_grad_(False)
-        clf = _wrap(net, name, cfg, mean=mean, std=std, input_size=input_size,
+        clf = _wrap(net, name, cfg, in_chans, mean=mean, std=std, input_size=input_size,
                     fixed_input_size=fixed_input_size, class_names=class_names)
     if device is not None:
         clf = clf.to(device)
@@ -229,8 +260,9 @@ def _module_config(net: nn.Module) -> dict[str, Any]:
     }
 
 
-def _wrap(net: nn.Module, name: str, cfg: dict[str, Any], **overrides: Any) -> Classifier:
-    cfg = {**cfg, **{k: v for k, v in overrides.items() if v is not None}}
+def _wrap(net: nn.Module, name: str, cfg: dict[str, Any], in_chans: int | None, **overrides: Any) -> Classifier:
+    given = {k: v for k, v in overrides.items() if v is not None}
+    cfg = {**cfg, **given}
     size = cfg["input_size"]
     size = (size, size) if isinstance(size, int) else tuple(size)
     device = next((p.device for p in net.parameters()), torch.device("cpu"))
@@ -238,21 +270,61 @@ def _wrap(net: nn.Module, name: str, cfg: dict[str, Any], **overrides: Any) -> C
         was_training = net.training
         net.eval()
         try:
-            probe = _logits(net(torch.zeros(1, 3, *size, device=device)))
+            chans, probe = _probe_channels(net, in_chans, given, size, device)
         finally:
             net.train(was_training)
         fixed = cfg.get("fixed_input_size")
         if fixed is None:
-            fixed = not _accepts_size(net, (size[0] // 4, size[1] // 4), device)
-    return Classifier(net, mean=cfg["mean"], std=cfg["std"], input_size=size, fixed_input_size=fixed,
+            fixed = not _accepts_size(net, chans, (size[0] // 4, size[1] // 4), device)
+    mean, std = cfg["mean"], cfg["std"]
+    if chans != 3:
+        # A config's RGB statistics (timm's defaults, say) say nothing about other channels:
+        # use their average for every channel unless the caller gave per-channel values.
+        mean = mean if "mean" in given else (sum(mean) / len(mean),)
+        std = std if "std" in given else (sum(std) / len(std),)
+    return Classifier(net, mean=mean, std=std, input_size=size, fixed_input_size=fixed, in_chans=chans,
                       num_classes=probe.shape[1], class_names=cfg.get("class_names"), name=name)
 
 
-def _accepts_size(net: nn.Module, size: tuple[int, int], device: torch.device) -> bool:
+def _first_conv_channels(net: nn.Module) -> int | None:
+    conv = next((m for m in net.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    return None if conv is None else int(conv.in_channels)
+
+
+def _probe_channels(
+    net: nn.Module, in_chans: int | None, given: dict[str, Any], size: tuple[int, int], device: torch.device
+) -> tuple[int, torch.Tensor]:
+    """The input channels the module takes and its logits on a blank image of them.
+
+    Candidates, in order: ``in_chans`` if given (the only one then), the first
+    convolution's input channels, the number of ``mean``/``std`` values given, 3, 1.
+    """
+    if in_chans is not None:
+        candidates = [in_chans]
+    else:
+        counts = [len(given[k]) for k in ("mean", "std") if isinstance(given.get(k), Sequence) and len(given[k]) > 1]
+        candidates = list(dict.fromkeys(c for c in [_first_conv_channels(net), *counts, 3, 1] if c))
+    first_error: Exception | None = None
+    for chans in candidates:
+        try:
+            output = net(torch.zeros(1, chans, *size, device=device))
+        except (RuntimeError, ValueError, TypeError, AssertionError) as e:  # shape errors of any layer
+            first_error = first_error or e
+            continue
+        return chans, _logits(output)
+    tried = " or ".join(f"{c}×{size[0]}×{size[1]}" for c in candidates)
+    message = str(first_error).strip().splitlines()[0] if first_error else ""
+    raise UnsupportedModelError(
+        f"the model does not run on a {tried} image ({message}); "
+        "pass input_size= (and in_chans= for other than 3 channels) to load_model"
+    ) from first_error
+
+
+def _accepts_size(net: nn.Module, chans: int, size: tuple[int, int], device: torch.device) -> bool:
     """Whether the module runs on a smaller image (a CNN with global pooling does; a ViT
     with fixed position embeddings does not)."""
     try:
-        net(torch.zeros(1, 3, *size, device=device))
+        net(torch.zeros(1, chans, *size, device=device))
     except Exception:  # any failure means: resize inputs for this model
         return False
     return True
@@ -335,6 +407,18 @@ def _offline_hint(name: str) -> str:
     )
 
 
+def _offline_hint_cli(name: str) -> str:
+    return (
+        f"Options: --model {name} --no-pretrained for random weights; "
+        f"--model {name} --checkpoint FILE for a local file; "
+        f"or an offline model: {', '.join(f'--model {m}' for m in OFFLINE_MODELS)}."
+    )
+
+
+def _hub_error(reason: str, name: str) -> HubUnavailableError:
+    return HubUnavailableError(f"{reason} {_offline_hint(name)}", cli_message=f"{reason} {_offline_hint_cli(name)}")
+
+
 def _load_timm(name: str, pretrained: bool, model_kwargs: dict[str, Any]) -> nn.Module:
     import timm
 
@@ -355,14 +439,13 @@ def _load_timm(name: str, pretrained: bool, model_kwargs: dict[str, Any]) -> nn.
                 break
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     if not overlay and os.environ.get("HF_HUB_OFFLINE") != "1" and not _hub_reachable(endpoint):
-        raise HubUnavailableError(
-            f"pretrained weights for {name!r} come from {endpoint}, which cannot be reached from this machine. "
-            + _offline_hint(name)
-        )
+        raise _hub_error(f"pretrained weights for {name!r} come from {endpoint}, which cannot be reached from this machine.",
+                         name)
     try:
         return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay or None, **model_kwargs)
     except (OSError, RuntimeError, ValueError) as e:
-        raise ModelLoadError(f"could not load pretrained weights for {name!r}: {e}. " + _offline_hint(name)) from e
+        reason = f"could not load pretrained weights for {name!r}: {_first_line(e)}."
+        raise ModelLoadError(f"{reason} {_offline_hint(name)}", cli_message=f"{reason} {_offline_hint_cli(name)}") from e
 
 
 def _load_torchvision(name: str, pretrained: bool, model_kwargs: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
@@ -374,10 +457,8 @@ def _load_torchvision(name: str, pretrained: bool, model_kwargs: dict[str, Any])
     if weights is not None:
         cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
         if not cached.exists() and not _hub_reachable(weights.url):
-            raise HubUnavailableError(
-                f"pretrained weights for torchvision's {name!r} come from {urlparse(weights.url).hostname}, "
-                "which cannot be reached from this machine. " + _offline_hint(f"torchvision:{name}")
-            )
+            raise _hub_error(f"pretrained weights for torchvision's {name!r} come from {urlparse(weights.url).hostname}, "
+                             "which cannot be reached from this machine.", f"torchvision:{name}")
         t = weights.transforms()
         cfg = {"mean": tuple(t.mean), "std": tuple(t.std), "input_size": (t.crop_size[0], t.crop_size[0])}
         if "categories" in weights.meta and len(weights.meta["categories"]) != 1000:
@@ -396,22 +477,64 @@ def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return obj
 
 
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _pickle_globals(path: str) -> list[str] | None:
+    """The Python objects (``module.name``) a pickle-based file would import on loading,
+    beyond the tensors torch's safe loader allows; None if the file is not a readable
+    pickle at all (not a checkpoint, truncated, damaged).
+
+    Read statically, without unpickling anything.
+    """
+    import pickletools
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        try:
+            return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        except Exception:  # a damaged archive, or a zip that is not torch.save's
+            return None
+    with open(path, "rb") as f:
+        if f.read(1) != b"\x80":  # every pickle of protocol 2 or later starts with PROTO
+            return None
+        f.seek(0)
+        try:
+            # GLOBAL and INST name what they import; STACK_GLOBAL's name is on the stack, unread here.
+            names = [str(arg).replace(" ", ".") for op, arg, _ in pickletools.genops(f) if op.name in ("GLOBAL", "INST")]
+        except Exception:  # not a well-formed pickle
+            return None
+    return names
+
+
 def _read_file(path: str, trust_pickle: bool) -> Any:
     if not os.path.isfile(path):
         raise ModelLoadError(f"no checkpoint file at {path!r}")
+    if os.path.getsize(path) == 0:
+        raise ModelLoadError(f"{path!r} is empty, not a checkpoint")
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
 
-        return load_file(path)
+        try:
+            return load_file(path)
+        except Exception as e:  # safetensors raises its own SafetensorError
+            raise ModelLoadError(f"{path!r} is not a readable safetensors file ({_first_line(e)})") from e
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except Exception as e:  # torch raises UnpicklingError or a RuntimeError wrapping it
+    except Exception as e:  # UnpicklingError, a RuntimeError from the zip reader, EOFError, ...
+        found = _pickle_globals(path)
+        if found is None:
+            raise ModelLoadError(
+                f"{path!r} is not a PyTorch checkpoint, or it is damaged: it reads as neither torch.save's "
+                "zip format nor a pickle (state dicts are read from torch.save or .safetensors files)"
+            ) from e
         if trust_pickle:
-            raise ModelLoadError(f"could not read {path!r}: {e}") from e
-        raise ModelLoadError(
-            f"{path!r} holds pickled Python objects, not only tensors. Unpickling can run arbitrary code; "
-            "if you trust the file, pass trust_pickle=True (CLI: --trust-pickle)."
-        ) from e
+            raise ModelLoadError(f"could not unpickle {path!r}: {_first_line(e)}") from e
+        names = f" ({', '.join(found[:3])}{', ...' if len(found) > 3 else ''})" if found else ""
+        message = (f"{path!r} holds pickled Python objects{names}, not only tensors. Unpickling can run arbitrary "
+                   "code; if you trust the file, pass {}.")
+        raise ModelLoadError(message.format("trust_pickle=True"), cli_message=message.format("--trust-pickle")) from e
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model_state_dict", "model", "state_dict_ema"):
             if isinstance(obj.get(key), Mapping):
@@ -433,7 +556,6 @@ def _load_checkpoint_only(path: str, trust_pickle: bool) -> tuple[nn.Module, str
     obj = _read_file(path, trust_pickle)
     if isinstance(obj, nn.Module):
         return obj, Path(path).stem, _module_config(obj)
-    raise ModelLoadError(
-        f"{path!r} holds a state dict, which does not say its architecture; "
-        f"name it: load_model('resnet18', checkpoint={path!r}) (CLI: --model resnet18 --checkpoint FILE)"
-    )
+    reason = f"{path!r} holds a state dict, which does not say its architecture; name it"
+    raise ModelLoadError(f"{reason}: load_model('resnet18', checkpoint={path!r})",
+                         cli_message=f"{reason}: --model resnet18 --checkpoint {path}")

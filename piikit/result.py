@@ -25,16 +25,18 @@ class InversionResult:
     """What :func:`piikit.invert` returns.
 
     Attributes:
-        images: K×3×S×S float tensor in [0, 1] on the CPU, one image per target.
+        images: K×C×S×S float tensor in [0, 1] on the CPU, one image per target (C = 3
+            for RGB models; 1-channel results are saved as grayscale PNGs).
         targets: the K target class indices.
         class_names: the model's class names (``class_names[targets[k]]``).
         config: the full config the run used.
         seed: the seed, or None.
         model_name: the inverted model's display name.
-        history: per step: ``"loss"`` (T,), ``"prob"`` (T×K, target probability averaged
+        history: per step: ``"loss"`` (T,; the step's total loss, objective plus weighted
+            terms, divided by the number of images, so runs of any batch size compare), ``"prob"`` (T×K, target probability averaged
             over the augmented copies), ``"stage"`` (T,), ``"lr"`` (T,) and one (T,) entry
             per loss term.
-        snapshots: each finished stage's images (K×3×s×s), for filmstrips.
+        snapshots: each finished stage's images (K×C×s×s), for filmstrips.
         final_probs: (K,) the model's target probability on each final, unaugmented image.
         interrupted: True if the run ended early (Ctrl-C, a Stop button, a failure).
         stop_reason: why it ended early: ``"interrupted"``, ``"stopped"``, ``"nonfinite"``, ``"oom"``.
@@ -155,4 +157,10 @@ class InversionResult:
 
 
 def _to_uint8(image: torch.Tensor) -> Any:
-    return (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    """A C×H×W image in [0, 1] as the uint8 array a PNG is written from: H×W×3 for RGB,
+    H×W (grayscale) for one channel, and for any other C its channels side by side as
+    one grayscale H×(C·W) image."""
+    pixels = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    if pixels.shape[0] == 3:
+        return pixels.permute(1, 2, 0).numpy()
+    return torch.cat(list(pixels), dim=-1).numpy()

@@ -16,7 +16,11 @@ on an image of ``(k + 2) * step`` pixels. For the paper's ``S = 224, n = 7`` tha
     one full-size image from the start; stages only restart the optimizer, so the step
     budget equals the other modes'.
 
-The first stage starts from uniform noise in [0, 1].
+The first stage starts from uniform noise in [0, 1], with ``channels`` channels (3 for RGB
+models, 1 for grayscale ones).
+
+Every stage must grow the image by at least a pixel, so ``stages`` is at most
+``image_size / 2 - 1`` (for example 15 at 32 px); more is refused when the schedule is made.
 """
 
 from __future__ import annotations
@@ -55,12 +59,22 @@ class StageSchedule:
     image_size: int = 224
     stages: int = 7
     mode: ScheduleMode = "zoom+center"
+    channels: int = 3
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:
             raise ValueError(f"unknown schedule {self.mode!r}; choose one of {', '.join(_MODES)}")
-        if self.stages < 1 or self.image_size < 8:
-            raise ValueError(f"need stages >= 1 and image_size >= 8, got {self.stages}, {self.image_size}")
+        if self.stages < 1 or self.image_size < 8 or self.channels < 1:
+            raise ValueError(
+                f"need stages >= 1, image_size >= 8 and channels >= 1, got {self.stages}, {self.image_size}, {self.channels}"
+            )
+        if self.mode != "none" and self.step < 2:
+            # Below 2 px per stage, sizes repeat (rounding) and the half-step border vanishes.
+            raise ValueError(
+                f"stages={self.stages} is too many for image_size={self.image_size}: each stage would grow the "
+                f"image by {self.step:.2f} px; use at most {self.image_size // 2 - 1} stages, a larger image_size, "
+                "or schedule='none'"
+            )
 
     @property
     def step(self) -> float:
@@ -82,15 +96,15 @@ class StageSchedule:
         return self.sizes[stage]
 
     def initial(self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
-        """The first stage's image: uniform noise, ``batch``×3×s×s."""
+        """The first stage's image: uniform noise, ``batch``×channels×s×s."""
         s = self.sizes[0]
-        return torch.rand(batch, 3, s, s, generator=generator, device=device)
+        return torch.rand(batch, self.channels, s, s, generator=generator, device=device)
 
     def canvas(self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor | None:
         """The fixed full-size noise around the patch (``center`` mode only)."""
         if self.mode != "center":
             return None
-        return torch.rand(batch, 3, self.image_size, self.image_size, generator=generator, device=device)
+        return torch.rand(batch, self.channels, self.image_size, self.image_size, generator=generator, device=device)
 
     def grow(
         self, image: torch.Tensor, stage: int, generator: torch.Generator | None = None,
@@ -109,7 +123,7 @@ class StageSchedule:
             image = F.interpolate(image, size=(paste, paste), mode="bilinear", align_corners=False)
         if paste == size:
             return image
-        noise = torch.rand(image.shape[0], 3, size, size, generator=generator, device=image.device, dtype=image.dtype)
+        noise = torch.rand(image.shape[0], image.shape[1], size, size, generator=generator, device=image.device, dtype=image.dtype)
         return paste_center(noise, image)
 
     def model_input(self, image: torch.Tensor, canvas: torch.Tensor | None) -> torch.Tensor:

@@ -1,28 +1,63 @@
 """Figures: image grids, stage filmstrips and loss curves.
 
 Every function returns a matplotlib ``Figure`` and never calls ``plt.show()``; pass
-``ax``/``axes`` to draw into a figure of your own. Figures are made with
-``matplotlib.figure.Figure`` directly, so nothing here needs a display or pyplot state.
+``ax``/``axes`` to draw into a figure of your own.
+
+How figures reach the screen: they are made with :func:`new_figure`, a ``Figure`` subclass
+built without pyplot, so scripts, CI and ``MPLBACKEND=Agg`` never open a window, pyplot's
+figure manager never holds them (no leak, and Jupyter's inline backend never shows them a
+second time at the end of the cell), and ``fig.savefig`` works as usual. A bare ``Figure``
+has no rich representation of its own: Jupyter's inline backend registers its PNG printer
+only once pyplot has been imported, so before that a returned figure showed as
+``<Figure size ...>``. The subclass carries ``_repr_png_``, which IPython calls when the
+figure is a cell's last expression (or is passed to ``display``) whatever the backend, inline
+or ``ipympl``; where the inline printer is registered it takes precedence for the same
+``image/png`` slot, so a figure is never drawn twice.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["to_numpy_image", "image_grid", "filmstrip", "plot_history"]
+__all__ = ["NotebookFigure", "new_figure", "to_numpy_image", "show_image", "image_grid", "filmstrip", "plot_history"]
+
+
+class NotebookFigure(Figure):
+    """A matplotlib ``Figure`` that Jupyter displays as a PNG without pyplot."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
+
+def new_figure(**kwargs: Any) -> NotebookFigure:
+    """A figure for piikit's plots (``Figure``'s keywords; constrained layout by default)."""
+    kwargs.setdefault("layout", "constrained")
+    return NotebookFigure(**kwargs)
 
 
 def to_numpy_image(image: torch.Tensor) -> np.ndarray:
-    """A 3×H×W tensor in [0, 1] as an H×W×3 float array (what matplotlib and Captum expect)."""
+    """A C×H×W tensor in [0, 1] as an H×W×C float array (what matplotlib and Captum
+    expect); a 1-channel image becomes H×W."""
     if image.ndim != 3:
-        raise ValueError(f"expected one 3×H×W image, got shape {tuple(image.shape)}")
-    return image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+        raise ValueError(f"expected one C×H×W image, got shape {tuple(image.shape)}")
+    array = image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    return array[..., 0] if array.shape[-1] == 1 else array
+
+
+def show_image(ax: Axes, image: torch.Tensor, **kwargs: Any) -> None:
+    """Draw one image; a grayscale one in grey on a fixed [0, 1] scale (matplotlib would
+    otherwise colour-map it and stretch its range)."""
+    ax.imshow(to_numpy_image(image), cmap="gray", vmin=0, vmax=1, **kwargs)
 
 
 def image_grid(
@@ -38,7 +73,7 @@ def image_grid(
     if axes is None:
         ncols = ncols or min(n, 6)
         nrows = math.ceil(n / ncols)
-        fig = Figure(figsize=(size * ncols, size * nrows + (0.3 * nrows if titles else 0)), layout="constrained")
+        fig = new_figure(figsize=(size * ncols, size * nrows + (0.3 * nrows if titles else 0)))
         grid = fig.subplots(nrows, ncols, squeeze=False).ravel()
         axes = list(grid)
         for ax in axes[n:]:
@@ -46,7 +81,7 @@ def image_grid(
     else:
         fig = axes[0].figure
     for i, (ax, img) in enumerate(zip(axes, images)):
-        ax.imshow(to_numpy_image(img))
+        show_image(ax, img)
         ax.set_xticks([])
         ax.set_yticks([])
         if titles is not None:
@@ -59,11 +94,11 @@ def filmstrip(snapshots: Sequence[torch.Tensor], index: int = 0, title: str | No
 
     Each frame is drawn at its true size relative to the last, so zoom is visible."""
     final = snapshots[-1].shape[-1]
-    fig = Figure(figsize=(1.9 * len(snapshots), 2.3), layout="constrained")
+    fig = new_figure(figsize=(1.9 * len(snapshots), 2.3))
     axes = fig.subplots(1, len(snapshots), squeeze=False).ravel()
     for k, (ax, snap) in enumerate(zip(axes, snapshots)):
         side = snap.shape[-1]
-        ax.imshow(to_numpy_image(snap[index]), extent=(0, side, side, 0))
+        show_image(ax, snap[index], extent=(0, side, side, 0))
         ax.set_xlim(-(final - side) / 2, side + (final - side) / 2)
         ax.set_ylim(side + (final - side) / 2, -(final - side) / 2)
         ax.set_axis_off()
@@ -76,7 +111,7 @@ def filmstrip(snapshots: Sequence[torch.Tensor], index: int = 0, title: str | No
 def plot_history(history: Mapping[str, torch.Tensor], labels: Sequence[str] | None = None, ax: Axes | None = None) -> Figure:
     """Target probability per step (under augmentation) for each image, with stage bounds."""
     if ax is None:
-        fig = Figure(figsize=(7, 3), layout="constrained")
+        fig = new_figure(figsize=(7, 3))
         ax = fig.subplots()
     else:
         fig = ax.figure

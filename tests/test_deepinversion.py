@@ -1,6 +1,14 @@
 """DeepInversion refinement: published defaults, the loop settings it runs with, per-term
 history, PII → DeepInversion on real Lite0 weights, models without BatchNorm, and hooks
-removed even when a run fails."""
+removed even when a run fails.
+
+Margins of the Lite0 test, measured over seeds 0-3 x OMP_NUM_THREADS=1 and 2 (AVX-512 CPU):
+the PII init was top-1 for volcano in all 8 runs (by 2.5x over the runner-up at least); with
+tv_weight 3e-2 the refined image kept top-1 in all 8 (by 4.6x at least), its TV fell to
+0.65-0.89 of the init's (asserted: below 0.95) and the BN term's last steps averaged 0.72-0.87
+of its first. With tv_weight 1e-2 the TV ratio reached 0.958 in one run, so 1e-2 was too weak
+to assert a clear smoothing.
+"""
 
 import warnings
 
@@ -115,8 +123,8 @@ def test_pii_then_deepinversion_on_lite0_keeps_the_class_and_lowers_tv(lite0, de
         assert lite0.to(device)(pii.images.to(device)).argmax(1).item() == target  # a usable init
     # Weights scaled for Lite0 (see DeepInversionConfig): its TF-ported BatchNorm statistics
     # make the published bn_weight 0.01 outweigh the cross-entropy, which loses the class on
-    # some thread counts; 10× less BN and 100× more TV keep it and clearly smooth the image.
-    refined = refine(lite0, init=pii, config="fast", steps=30, bn_weight=1e-3, tv_weight=1e-2, image_size=160,
+    # some thread counts; 10× less BN and 300× more TV keep it and clearly smooth the image.
+    refined = refine(lite0, init=pii, config="fast", steps=30, bn_weight=1e-3, tv_weight=3e-2, image_size=160,
                      device=device, progress=False)
     with torch.no_grad():
         assert lite0(refined.images.to(device)).argmax(1).item() == target

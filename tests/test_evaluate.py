@@ -1,5 +1,10 @@
 """Scoring images with evaluator models: a real photo is recognised by every offline model,
-noise is not, and a (short) Lite0 inversion scores above noise under Lite1."""
+noise is not, and a (short) Lite0 inversion scores above noise under Lite1.
+
+Margins of the preview test, measured over seeds 0-3 x OMP_NUM_THREADS=1 and 2 (AVX-512 CPU):
+Lite1's mean target probability on the two Lite0 ``preview`` images was 46x-841x its value on
+noise (asserted: 3x), and each image's target rank was 1-26 against 121-288 on noise.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,21 @@
 """The step loop end to end: real Lite0 weights, the plug-in property on CNN / ViT / MLP
-models, reproducibility, chunked runs, micro-batching, interruption and failures."""
+models, reproducibility, chunked runs, micro-batching, interruption and failures.
+
+How the margins on optimization outcomes were measured: the same assertion over seeds 0-3 x
+OMP_NUM_THREADS=1 and 2 (the same seed gives other floats on another CPU or thread count), on
+an AVX-512 CPU; the thresholds sit well below the smallest value seen.
+
+- Lite0 ``preview``, targets volcano / goldfinch / goldfish: each target's probability rose
+  13x-55x (start ~0.001; goldfinch ends lowest, 0.008-0.06); asserted: 5x. Each image was the
+  most probable of the three for its own target in all 8 runs, by 9.8x at least. The mean
+  final probability ranged 0.034-0.33, so no absolute level is asserted (0.05 failed on
+  seeds 0 and 2).
+- Tiny random models: a whole ``preview`` run raised the clean target log-probability of the
+  random CNN in every seed (by 0.09-0.12) but lowered it for the random ResMLP in 2 of 4 seeds
+  and the Mixer in 1 (also with 20 steps x ensemble 8). A random network gives PII nothing to
+  find, so the plug-in test asserts what follows for any differentiable model: one small step
+  lowers the loss on that step's own augmentations.
+"""
 
 import pytest
 import torch
@@ -21,9 +37,8 @@ def test_preview_on_real_weights_raises_target_probability(lite0_preview):
     start, end = r.history["prob"][0], r.final_probs
     assert r.images.shape == (3, 3, 224, 224)
     assert r.images.min() >= 0 and r.images.max() <= 1 and torch.isfinite(r.images).all()
-    # Each class, from ~1/1000 at the start, at least 10x more likely at the end.
-    assert (end > 10 * start).all(), (start, end)
-    assert end.mean() > 0.05
+    # Each class, from ~1/1000 at the start, at least 5x more likely at the end (13x measured).
+    assert (end > 5 * start).all(), (start, end)
 
 
 @pytest.mark.slow
@@ -53,19 +68,35 @@ def test_result_records_history_and_stage_snapshots(lite0_preview):
 
 
 @pytest.mark.parametrize("family", ["cnn", "vit", "mixer", "resmlp"])
-def test_plug_in_property_same_config_raises_the_target_logit(tiny_models, family, device):
-    model = piikit.load_model(tiny_models[family])
-    target = 7
-    generator = torch.Generator().manual_seed(1)
-    noise = torch.rand(1, 3, *model.input_size, generator=generator)
-    with torch.no_grad():
-        before = model(noise.to(next(model.parameters()).device))[0]
-    r = invert(model, target, "preview", seed=0, device=device, progress=False)
-    with torch.no_grad():
-        after = model.to(device)(r.images.to(device))[0].cpu()
-    # The target's margin over the mean logit grows, whatever the architecture.
-    assert after[target] - after.mean() > before[target].cpu() - before.mean().cpu() + 0.1
-    assert r.images.shape[-1] == model.input_size[0]
+def test_plug_in_property_one_config_steps_downhill_on_every_family(tiny_models, family, device):
+    """The same preset runs unchanged on a CNN, a ViT, an MLP-Mixer and a ResMLP, and its
+    step moves the image downhill: the step's own jitter and ColorShift, replayed on the
+    updated image, give a lower loss than on the image before the step."""
+    start = []
+    inv = Inversion(tiny_models[family], 7, "preview", seed=0, device=device, progress=False, lr=1e-3,
+                    callbacks=[Recorder(start)])
+    r = inv.run(max_steps=1)
+    shift, colour = inv.jitter.last_params, inv.color_shift.last_params
+    model = inv.model
+    losses = []
+    for image in (start[0], r.images.to(device)):
+        copies = inv.jitter(image, params=shift).repeat_interleave(inv.config.ensemble, 0)
+        with torch.no_grad():
+            logits = model(inv.color_shift(copies, params=colour))
+        losses.append(torch.nn.functional.cross_entropy(logits, torch.full((len(logits),), 7, device=device)))
+    # Measured drop: 2.3e-4 to 2.3e-3 of the loss (seeds 0-3, 1 and 2 threads); float rounding is ~1e-7.
+    assert losses[0] - losses[1] > 1e-5 * losses[0], losses
+    assert r.images.shape[-1] == inv.schedule.sizes[0] and torch.isfinite(r.images).all()
+
+
+class Recorder(Callback):
+    """Keeps the image each stage starts from."""
+
+    def __init__(self, into: list) -> None:
+        self.into = into
+
+    def on_stage_start(self, state):
+        self.into.append(state.image.clone())
 
 
 def test_same_seed_same_images_and_different_seed_differs(tiny_cnn, device):
@@ -197,3 +228,24 @@ def test_bad_targets_fail_before_any_work(lite0):
         invert(lite0, 1000, "preview")
     with pytest.raises(TypeError, match="ensemble"):
         invert(lite0, 1, "preview", ensembel=3)
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_models_with_other_than_3_channels_invert_end_to_end(channels, tmp_path, device):
+    from PIL import Image
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(channels, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(8, 10))
+    model = piikit.load_model(net, input_size=32, mean=(0.5,), std=(0.5,))
+    inv = Inversion(model, [3, 7], "preview", seed=0, device=device, progress=False, micro_batch=None,
+                    **dict(TINY, image_size=32))
+    r = inv.run()
+    assert r.images.shape == (2, channels, 32, 32) and all(s.shape[1] == channels for s in r.snapshots)
+    mu, sigma = inv.color_shift.last_params
+    assert mu.shape == sigma.shape == (2 * TINY["ensemble"], channels, 1, 1)  # ColorShift per channel
+    if channels > 1:
+        assert not torch.equal(mu[:, 0], mu[:, 1])  # each channel its own shift
+    png = Image.open(r.save(tmp_path)[0])
+    # One channel: a grayscale PNG; other counts: the channels side by side in grayscale.
+    assert png.mode == "L" and png.size == (32 * channels, 32)

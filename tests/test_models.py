@@ -149,3 +149,43 @@ def test_checkpoints_load_safely(tmp_path, tiny_cnn):
     assert clf.num_classes == 1000
     with pytest.raises(ModelLoadError, match="no checkpoint"):
         piikit.load_model("test_resnet", checkpoint=tmp_path / "missing.pth")
+
+
+# ------------------------------------------------------------------ input channels other than 3
+def _gray_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+
+def test_channels_are_read_from_the_first_convolution():
+    clf = piikit.load_model(_gray_cnn(), input_size=8, mean=(0.5,), std=(0.25,))
+    assert clf.in_chans == 1 and clf.mean.shape == (1, 1, 1, 1)
+    x = torch.rand(2, 1, 8, 8)
+    assert torch.allclose(clf(x), clf.model((x - 0.5) / 0.25))
+    # No statistics given: timm's RGB defaults averaged into one value per channel.
+    plain = piikit.load_model(_gray_cnn(), input_size=8)
+    assert plain.in_chans == 1 and plain.mean.item() == pytest.approx(sum(timm.data.IMAGENET_DEFAULT_MEAN) / 3)
+
+
+def test_channels_of_a_model_without_convolutions_are_found_by_probing():
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))  # 8×8 grayscale digits, say
+    clf = piikit.load_model(mlp, input_size=8, mean=(0.5,), std=(0.5,))
+    assert clf.in_chans == 1 and clf.fixed_input_size
+    assert clf(torch.rand(3, 1, 16, 16)).shape == (3, 10)  # resized to 8×8 inside
+
+
+def test_in_chans_builds_timm_models_and_per_channel_statistics():
+    four = piikit.load_model("test_resnet", pretrained=False, in_chans=4, mean=(0.1, 0.2, 0.3, 0.4), std=0.5)
+    assert four.in_chans == 4 and four.model.conv1[0].in_channels == 4
+    assert four.mean.flatten().tolist() == pytest.approx([0.1, 0.2, 0.3, 0.4]) and four.std.flatten().tolist() == [0.5] * 4
+    assert four(torch.rand(1, 4, 32, 32)).shape == (1, 1000)
+
+
+def test_channel_mismatches_are_one_line_errors():
+    with pytest.raises(ValueError, match="mean has 3 values but the model takes 1 input channel"):
+        piikit.load_model(_gray_cnn(), input_size=8, mean=(0.5, 0.5, 0.5), std=(0.5,))
+    clf = piikit.load_model(_gray_cnn(), input_size=8)
+    with pytest.raises(ValueError, match=r"takes N×1×H×W images, got shape \(1, 3, 8, 8\)"):
+        clf(torch.rand(1, 3, 8, 8))
+    with pytest.raises(UnsupportedModelError, match="does not run on a 2×8×8 image.*in_chans="):
+        piikit.load_model(_gray_cnn(), input_size=8, in_chans=2)

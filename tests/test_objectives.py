@@ -1,5 +1,12 @@
 """Objectives: composition, feature objectives on CNN maps and ViT tokens (features on the
-last dim), raising the selected activation, layer lookup and hook removal."""
+last dim), raising the selected activation, layer lookup and hook removal.
+
+Margins (seeds 0-3 of the noise init, OMP_NUM_THREADS=1 and 2, AVX-512 CPU): with the
+augmentations off, 10 steps raised the channel activation to 43x-70x its start on the tiny
+CNN and 96x-727x on the tiny ViT (the test asks for 1.1x). With jitter and ColorShift on, the
+same 10 steps lowered the clean-image activation of the random ViT in 2 of 4 seeds, so that
+is not asserted: the augmentations are tested with the class objective.
+"""
 
 import pytest
 import torch
@@ -121,8 +128,9 @@ def test_channel_objective_raises_the_selected_activation(tiny_models, family, l
     size = 64 if family == "cnn" else model.input_size[0]
     init = torch.nn.functional.interpolate(init, size=(size, size), mode="bilinear")
     before = objective.measure(model, init)
+    # Augmentations off: plain gradient ascent on the objective, so the clean image must gain.
     result = invert(model, None, "preview", objective=objective, init=init, image_size=size, device=device,
-                    progress=False, **STEPS)
+                    progress=False, **{**STEPS, "ensemble": 1, "jitter": 0, "color_shift": False})
     after = objective.measure(model, result.images)
     assert after.item() > before.item() + 0.1 * abs(before.item()) + 1e-3, (before, after)
     assert result.final_probs is None and result.history["loss"].shape == (10,)

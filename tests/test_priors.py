@@ -1,5 +1,10 @@
 """Priors: TV and L2 against hand computations, the BatchNorm statistics prior (zero when
-the batch matches the running statistics), hook removal, and the TV weight of ``invert``."""
+the batch matches the running statistics), hook removal, and the TV weight of ``invert``.
+
+Margin of the TV-weight test, measured over seeds 0-3 x OMP_NUM_THREADS=1 and 2: the smoothed
+image's TV was 0.172-0.178 of the plain run's (asserted: below 0.8), and the two images
+differed by 0.54 at least somewhere (asserted: 1e-3).
+"""
 
 import math
 import warnings

@@ -60,3 +60,23 @@ def test_paste_center_keeps_gradients():
 def test_bad_schedule_is_rejected():
     with pytest.raises(ValueError, match="zoom"):
         StageSchedule(224, mode="spiral")
+
+
+@pytest.mark.parametrize("size,most", [(32, 15), (33, 15), (224, 111)])
+def test_stages_are_limited_by_the_size_with_a_message_saying_how_many_fit(size, most):
+    sizes = StageSchedule(size, most).sizes
+    assert len(set(sizes)) == most and sizes[0] >= 2 and sizes[-1] == size  # every stage grows the image
+    with pytest.raises(ValueError, match=f"stages={most + 1} is too many for image_size={size}.*at most {most} stages"):
+        StageSchedule(size, most + 1)
+    assert StageSchedule(size, most + 1, mode="none").sizes == (size,) * (most + 1)  # no growth, no limit
+
+
+@pytest.mark.parametrize("mode", ["zoom+center", "zoom", "center"])
+def test_images_keep_their_channel_count_through_every_stage(mode):
+    sched = StageSchedule(64, 3, mode, channels=1)
+    g = torch.Generator().manual_seed(0)
+    image, canvas = sched.initial(2, g), sched.canvas(2, g)
+    assert image.shape == (2, 1, 32, 32) and (canvas is None or canvas.shape == (2, 1, 64, 64))
+    for stage in (1, 2):
+        image = sched.grow(image, stage, g, canvas)
+        assert image.shape == (2, 1, sched.sizes[stage], sched.sizes[stage])

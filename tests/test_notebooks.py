@@ -1,0 +1,78 @@
+"""Every notebook runs top to bottom in smoke mode with a real Jupyter kernel, and every
+cell that calls a piikit plotting function shows a picture (``image/png``), not only
+``<Figure size ...>``.
+
+Each notebook executes once, here (nbclient, the engine behind ``jupyter nbconvert
+--execute`` and nbmake), so the same run checks that it works and what it shows. The kernel
+gets the user's environment without ``MPLBACKEND``, as JupyterLab's would.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def plotting_functions() -> set[str]:
+    """Names of piikit's public functions and result methods that return a figure."""
+    import piikit
+    from piikit import attribution, result, viz
+
+    names = set()
+    candidates = [*vars(viz).values(), *vars(attribution).values(), *vars(piikit).values(),
+                  *vars(result.InversionResult).values()]
+    for obj in candidates:
+        if inspect.isfunction(obj) and not obj.__name__.startswith("_"):
+            if "Figure" in str(inspect.signature(obj).return_annotation):
+                names.add(obj.__name__)
+    return names
+
+
+def test_plotting_functions_are_found():
+    assert {"show", "filmstrip", "plot_history", "image_grid", "plot_comparison", "plot_attributions"} <= plotting_functions()
+
+
+def test_piikit_figures_have_a_png_representation():
+    """The mechanism the notebooks rely on, checked without a kernel."""
+    import torch
+
+    from piikit.viz import image_grid
+
+    fig = image_grid(torch.rand(2, 3, 8, 8), ["a", "b"])
+    assert fig._repr_png_().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_and_shows_its_figures(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("PIIKIT_SMOKE", "1")
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    nb = nbformat.read(path, as_version=4)
+    started = time.perf_counter()
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    print(f"{path.name}: {time.perf_counter() - started:.1f} s in smoke mode")
+
+    calls = re.compile(r"\b(" + "|".join(sorted(plotting_functions())) + r")\(")
+    missing = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not calls.search(cell.source):
+            continue
+        kinds = {kind for output in cell.outputs for kind in output.get("data", {})}
+        if WIDGET_VIEW in kinds:  # the figures live inside a widget
+            continue
+        if "image/png" not in kinds:
+            missing.append(f"cell {index}: {cell.source.splitlines()[-1]!r} -> {sorted(kinds) or 'no output'}")
+    assert not missing, f"{path.name}: cells that plot but show no picture:\n" + "\n".join(missing)

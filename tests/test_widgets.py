@@ -1,0 +1,217 @@
+"""The notebook widgets, driven as a user would: set values, click buttons, read the state.
+
+ipywidgets works without a kernel (an ``Output`` would capture nothing here, which is why
+the explorer shows everything through ``Image`` and ``HTML`` widgets). Runs use the tiny
+random ``test_resnet`` / ``test_vit`` and a few steps, so each test takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from torch import nn
+
+import piikit
+from piikit.widgets import Explorer, image_png, result_grid, result_slider
+
+TIMEOUT = 120  # seconds a worker may take before a test gives up on it
+
+
+def test_import_piikit_does_not_import_ipywidgets() -> None:
+    code = "import sys, piikit; assert 'ipywidgets' not in sys.modules; piikit.widgets.Explorer; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_result_slider_flips_between_items() -> None:
+    red, blue = torch.zeros(3, 8, 8), torch.zeros(3, 8, 8)
+    red[0], blue[2] = 1, 1
+    view = result_slider([red, blue], ["red", "blue"], description="colour")
+    assert view.image.value == image_png(red)
+    view.controls[0].value = "blue"
+    assert view.image.value == image_png(blue)
+    assert view.caption.value == "blue"
+    with pytest.raises(ValueError, match="one label per item"):
+        result_slider([red, blue], ["only one"])
+
+
+def test_result_grid_has_one_control_per_setting_and_marks_missing_cells() -> None:
+    images = {("zoom", True): torch.rand(3, 8, 8), ("zoom", False): torch.rand(3, 8, 8),
+              ("none", True): torch.rand(3, 8, 8)}
+    view = result_grid(images, ["schedule", "ColorShift"], control="dropdown")
+    assert [c.description for c in view.controls] == ["schedule", "ColorShift"]
+    view.controls[1].value = False
+    assert view.image.value == image_png(images[("zoom", False)])
+    shown = view.image.value
+    view.controls[0].value = "none"  # (none, False) was never computed
+    assert "not computed" in view.caption.value and view.image.value == shown
+
+
+@pytest.fixture
+def make(device: torch.device):
+    """An explorer on a tiny model, 3 steps per stage, on the suite's ``--device``."""
+    def make(model: nn.Module, **kwargs) -> Explorer:
+        explorer = Explorer("tiny", "1: goldfish", models={"tiny": model}, device=device, **kwargs)
+        explorer.knobs["steps_per_stage"].value = 3
+        return explorer
+
+    return make
+
+
+def _finish(explorer: Explorer) -> None:
+    assert explorer.wait(TIMEOUT), "the explorer's worker did not finish"
+
+
+def test_preset_fills_the_knobs_and_knobs_override_it(make, tiny_cnn: nn.Module) -> None:
+    explorer = make(tiny_cnn)
+    explorer.preset.value = "fast"
+    assert explorer.knobs["steps_per_stage"].value == piikit.PRESETS["fast"].steps_per_stage
+    assert explorer.knobs["ensemble"].value == piikit.PRESETS["fast"].ensemble
+    for name, preset in piikit.PRESETS.items():  # untouched knobs give the preset exactly
+        explorer.preset.value = name
+        assert explorer.config() == preset, name
+    explorer.preset.value = "fast"
+    explorer.knobs["color_shift"].value = False
+    explorer.knobs["schedule"].value = "zoom"
+    config = explorer.config()
+    assert (config.color_shift, config.schedule, config.stages) == (False, "zoom", 7)
+
+
+def test_keyword_settings_start_the_knobs_and_unknown_ones_fail(make, tiny_cnn: nn.Module) -> None:
+    explorer = make(tiny_cnn, ensemble=100, micro_batch=1)
+    assert explorer.knobs["ensemble"].value == 100  # beyond the slider's usual range, not clipped
+    assert (explorer.config().ensemble, explorer.config().micro_batch) == (100, 1)
+    with pytest.raises(TypeError, match="did you mean ensemble"):
+        make(tiny_cnn, ensembel=5)
+
+
+def test_run_updates_image_stages_curve_and_history(make, tiny_cnn: nn.Module) -> None:
+    explorer = make(tiny_cnn, refresh_s=0.0)  # refresh after every step
+    assert explorer.image.value == b"" and explorer.save_button.disabled
+    explorer.run_button.click()
+    assert explorer.run_button.disabled  # busy while the worker runs
+    _finish(explorer)
+    total = explorer.config().total_steps
+    assert explorer.steps_done == total == len(explorer.history["loss"]) == explorer.result.steps_done
+    assert not explorer.result.interrupted
+    assert explorer.image.value == image_png(explorer.result.images[0])
+    assert len(explorer.thumbnails.children) == explorer.config().stages
+    assert bytes(explorer.curve.value).startswith(b"\x89PNG")
+    assert "done" in explorer.status.value
+    assert not explorer.run_button.disabled and explorer.stop_button.disabled and not explorer.save_button.disabled
+
+
+def test_stop_ends_the_run_within_a_step_or_two(make, tiny_cnn: nn.Module) -> None:
+    # A large refresh interval makes chunks of up to 200 steps: Stop must not wait for one.
+    explorer = make(tiny_cnn, refresh_s=1e3)
+    explorer.knobs["steps_per_stage"].value = 400
+    explorer.run()
+    deadline = time.monotonic() + TIMEOUT
+    while explorer.steps_done < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    before = explorer.steps_done
+    explorer.stop_button.click()
+    _finish(explorer)
+    assert explorer.chunk > 2  # the stop came in the middle of a chunk
+    assert before <= explorer.steps_done <= before + 2
+    assert explorer.result.interrupted and explorer.result.stop_reason == "stopped"
+    assert explorer.result.steps_done == explorer.steps_done
+    assert "stopped" in explorer.status.value
+    explorer.knobs["steps_per_stage"].value = 2  # the panel is usable again
+    explorer.run()
+    _finish(explorer)
+    assert not explorer.result.interrupted and explorer.steps_done == explorer.config().total_steps
+
+
+class _FailsAfter(nn.Module):
+    """A real network that breaks after some forward passes, like a model with a bug on
+    some inputs."""
+
+    def __init__(self, model: nn.Module, calls: int) -> None:
+        super().__init__()
+        self.model, self.calls = model, calls
+        self.pretrained_cfg = model.pretrained_cfg
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls -= 1
+        if self.calls < 0:
+            raise RuntimeError("shape mismatch in layer4 (simulated model bug)")
+        return self.model(x)
+
+
+def test_a_failing_run_shows_the_error_and_keeps_the_last_good_image(make, tiny_cnn: nn.Module) -> None:
+    explorer = make(_FailsAfter(tiny_cnn, calls=5), refresh_s=0.0)
+    explorer.run()
+    _finish(explorer)
+    assert "RuntimeError" in explorer.status.value and "layer4" in explorer.status.value
+    assert explorer.result is not None and explorer.image.value == image_png(explorer.result.images[0])
+    assert 0 < explorer.steps_done < explorer.config().total_steps
+    assert not explorer.run_button.disabled and explorer.stop_button.disabled
+
+
+def test_bad_class_and_model_are_reported_in_the_panel(make, tiny_cnn: nn.Module) -> None:
+    explorer = make(tiny_cnn)
+    explorer.run()
+    _finish(explorer)
+    good, result = explorer.image.value, explorer.result
+    explorer.class_box.value = "goldfsh"
+    explorer.run()
+    _finish(explorer)
+    assert "UnknownClassError" in explorer.status.value and "goldfish" in explorer.status.value
+    explorer.class_box.value = "1: goldfish"
+    explorer.model_box.value = "resnet5"
+    explorer.run()
+    _finish(explorer)
+    assert "UnknownModelError" in explorer.status.value and "resnet50" in explorer.status.value
+    assert explorer.image.value == good and explorer.result is result
+    assert not explorer.run_button.disabled
+
+
+def test_refine_continues_the_history_with_deepinversion(make, tiny_cnn: nn.Module, tiny_vit: nn.Module) -> None:
+    for model in (tiny_cnn, tiny_vit):  # with and without BatchNorm
+        explorer = make(model, refresh_s=0.0)
+        explorer.refine_box.value = True
+        explorer.refine_knobs["steps"].value = 2
+        explorer.run()
+        _finish(explorer)
+        assert explorer.result.extra.get("method") == "deepinversion", explorer.status.value
+        assert explorer.result.extra["bn_prior_used"] == (model is tiny_cnn)
+        assert ("BatchNorm prior used" in explorer.status.value) == (model is tiny_cnn)
+        assert explorer.steps_done == explorer.config().total_steps + 2
+        assert explorer.image.value == image_png(explorer.result.images[0])
+
+
+def test_score_and_save(make, tiny_cnn: nn.Module, tmp_path) -> None:
+    explorer = make(tiny_cnn, evaluators=[tiny_cnn])
+    explorer.run()
+    _finish(explorer)
+    explorer.score_button.click()
+    _finish(explorer)
+    assert "1: goldfish" in explorer.scores.value and explorer.result.scores
+    explorer.save_dir.value = str(tmp_path / "saved")
+    explorer.save_button.click()
+    _finish(explorer)
+    pngs = list((tmp_path / "saved").glob("*.png"))
+    meta = json.loads((tmp_path / "saved" / "result.json").read_text())
+    assert len(pngs) == 1 and pngs[0].read_bytes().startswith(b"\x89PNG")
+    assert meta["steps_done"] == explorer.steps_done and meta["scores"]
+    assert "saved 1 PNG" in explorer.status.value
+
+
+def test_a_grayscale_model_with_its_own_class_names(device: torch.device) -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(8, 10)).eval()
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    digits = piikit.load_model(net, input_size=32, mean=(0.5,), std=(0.5,), class_names=names)
+    explorer = Explorer("digits", "three", models={"digits": digits}, device=device, steps_per_stage=2)
+    explorer.run()
+    _finish(explorer)
+    assert explorer.result is not None and explorer.result.targets == [3], explorer.status.value
+    assert explorer.class_box.options[3] == "3: three"  # the class box follows the model
+    assert explorer.image.value == image_png(explorer.result.images[0])
