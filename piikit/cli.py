@@ -184,7 +184,9 @@ def _micro_batch(value: str) -> int | str:
 
 def _add_setting_args(parser: argparse.ArgumentParser) -> None:
     """Preset, seed, device, the config fields with flags of their own, and ``--set`` for any field."""
-    parser.add_argument("--preset", default="fast", choices=["paper", "fast", "preview"])
+    from piikit.config import PRESETS
+
+    parser.add_argument("--preset", default="fast", choices=list(PRESETS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--ensemble", type=int)

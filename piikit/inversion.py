@@ -465,7 +465,7 @@ def invert(
             one batch, each with its own image and its own ColorShift ensemble.
         preset: ``"paper"`` (7 stages × 400 steps, ensemble 32: the paper's settings),
             ``"fast"`` (about a minute per class for Lite0 on 2 CPU cores), ``"clear"``
-            (half that, smoother images: a Fourier image, grey borders), ``"preview"``
+            (as long, smoother images: a Fourier image, grey borders), ``"preview"``
             (seconds), or an :class:`InversionConfig`.
         seed: the same seed on the same device gives the same images; None draws one
             (recorded in the result).

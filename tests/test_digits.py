@@ -18,7 +18,7 @@ from piikit.digits import (
 pytest.importorskip("sklearn")
 
 # Short training keeps the suite fast (seconds per model) and is still far above chance (0.1).
-# Held-out accuracy with these settings, measured for seeds 0-2 with 1 and 2 threads:
+# Held-out accuracy with these settings, measured for training seeds 0-2, each with 1 and with 2 threads:
 # cnn 0.947-0.972, vit 0.610-0.716, mixer 0.939-0.992 (the ViT learns slowest).
 SHORT = DigitsTraining(epochs=8)
 MIN_ACCURACY = {"cnn": 0.8, "vit": 0.45, "mixer": 0.8}
