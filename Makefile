@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/piikit invert --model efficientnet_lite0 $(DEMO_CLASSES) --preset fast --device cpu --out $(OUT) --score
+	$(VENV)/bin/piikit invert --model efficientnet_lite0 $(DEMO_CLASSES) --preset clear --device cpu --out $(OUT) --score
 	@echo "images written to $(OUT)/"
 
 test: $(STAMP)
