@@ -20,9 +20,16 @@ Writes ``OUT/NAME/quality.json`` (config, per-image rows, summary), a contact sh
 probability) and the images as ``images_seedS.pt`` (uint8), then prints the summary.
 ``--table`` prints several runs' summaries side by side.
 
+``--refine RUN`` measures PII -> DeepInversion on the same benchmark: it loads the images of
+an earlier run (``OUT/RUN/images_seedS.pt``, every seed there), refines each batch of 8 with
+:func:`piikit.refine` (``--method`` is then a DeepInversion preset, default ``refine``, and
+``--set`` overrides :class:`piikit.DeepInversionConfig` fields) and scores the result as
+above; TV and top-1 are to be compared with RUN's.
+
     python benchmarks/quality.py --quick                                   # 8 classes, 1 seed
     python benchmarks/quality.py --method fast --set param=fourier,border=grey
     python benchmarks/quality.py --table out/quality/*/quality.json
+    python benchmarks/quality.py --refine clear_quick --method fast --set bn_weight=0.0001,tv_weight=0.003
 
 The full run (48 classes x 2 seeds) of a ~25 s/class preset takes about 40 min on
 2 CPU cores, longer when the machine is shared; run it on a quiet machine.
@@ -42,6 +49,7 @@ from typing import Any
 import torch
 
 import piikit
+from piikit.deepinversion import DEEPINVERSION_PRESETS
 from piikit.evaluate import default_evaluators, summarize
 from piikit.viz import image_grid
 
@@ -83,6 +91,22 @@ def run_seed(model: piikit.Classifier, classes: list[int], config: piikit.Invers
         seconds += result.elapsed_s
         print(f"  seed {seed}: classes {start + 1}-{start + len(batch)} done, {result.elapsed_s / len(batch):.1f} s/class",
               flush=True)
+    return torch.cat(images), seconds
+
+
+def refine_seed(model: piikit.Classifier, classes: list[int], init: torch.Tensor, method: str,
+                overrides: dict[str, Any], seed: int, device: str) -> tuple[torch.Tensor, float]:
+    """:func:`piikit.refine` of every batch of :data:`BATCH` earlier images; the images and
+    the total seconds."""
+    images, seconds = [], 0.0
+    for start in range(0, len(classes), BATCH):
+        sl = slice(start, start + BATCH)
+        result = piikit.refine(model, init[sl], classes[sl], method, seed=seed + start, device=device,
+                               progress=False, **overrides)
+        images.append(result.images)
+        seconds += result.elapsed_s
+        print(f"  seed {seed}: classes {start + 1}-{start + len(classes[sl])} refined, "
+              f"{result.elapsed_s / len(classes[sl]):.1f} s/class", flush=True)
     return torch.cat(images), seconds
 
 
@@ -152,7 +176,9 @@ def format_table(runs: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", default="fast", help="preset name (default fast)")
+    parser.add_argument("--method", default=None,
+                        help="preset name (default fast; with --refine a DeepInversion preset, default refine)")
+    parser.add_argument("--refine", metavar="RUN", help="refine the images of this earlier run by DeepInversion")
     parser.add_argument("--set", dest="overrides", help="config overrides, e.g. 'param=fourier,border=grey,lr=0.05'")
     parser.add_argument("--name", help="run name (default: method and overrides)")
     parser.add_argument("--quick", action="store_true", help="the first 8 classes and one seed, for iteration")
@@ -170,11 +196,24 @@ def main() -> None:
         return
 
     overrides = parse_set(args.overrides)
-    config = piikit.make_config(args.method, **overrides)
-    classes = QUICK if args.quick else CLASSES[: args.classes or len(CLASSES)]
-    seeds = args.seeds or ([0] if args.quick else [0, 1])
-    name = args.name or re.sub(r"[^A-Za-z0-9_.=-]+", "_", args.method + ("_" + args.overrides if args.overrides else ""))
-    name += "_quick" if args.quick else ""
+    inits: dict[int, torch.Tensor] = {}
+    if args.refine:
+        source = Path(args.out) / args.refine
+        earlier = json.loads((source / "quality.json").read_text())
+        args.method = args.method or "refine"
+        config: Any = DEEPINVERSION_PRESETS[args.method].replace(**overrides)
+        classes = earlier["classes"]
+        seeds = args.seeds or earlier["seeds"]
+        inits = {s: torch.load(source / f"images_seed{s}.pt").float() / 255 for s in seeds}
+        prefix = f"{args.refine}+di_{args.method}"
+    else:
+        args.method = args.method or "fast"
+        config = piikit.make_config(args.method, **overrides)
+        classes = QUICK if args.quick else CLASSES[: args.classes or len(CLASSES)]
+        seeds = args.seeds or ([0] if args.quick else [0, 1])
+        prefix = args.method
+    name = args.name or re.sub(r"[^A-Za-z0-9_.=+-]+", "_", prefix + ("_" + args.overrides if args.overrides else ""))
+    name += "_quick" if args.quick and not args.refine else ""
     out = Path(args.out) / name
     out.mkdir(parents=True, exist_ok=True)
     model = piikit.load_model(args.model)
@@ -185,7 +224,10 @@ def main() -> None:
     per_seed: dict[int, dict[str, dict[str, float]]] = {}
     seconds: dict[int, float] = {}
     for seed in seeds:
-        images, seconds[seed] = run_seed(model, classes, config, seed, args.device)
+        if args.refine:
+            images, seconds[seed] = refine_seed(model, classes, inits[seed], args.method, overrides, seed, args.device)
+        else:
+            images, seconds[seed] = run_seed(model, classes, config, seed, args.device)
         seed_rows = piikit.score(images, classes, evaluators, device=args.device)
         per_seed[seed] = summarize(seed_rows)
         contact_sheet(images, classes, seed_rows, out / f"sheet_seed{seed}.png")
@@ -193,7 +235,7 @@ def main() -> None:
         rows += [{**r, "seed": seed} for r in seed_rows]
 
     report = {
-        "name": name, "method": args.method, "overrides": overrides, "config": config.to_dict(),
+        "name": name, "method": args.method, "refines": args.refine, "overrides": overrides, "config": config.to_dict(),
         "model": args.model, "classes": classes, "n_classes": len(classes), "seeds": seeds,
         "threads": torch.get_num_threads(), "cpu": torch.backends.cpu.get_cpu_capability(),
         "machine": platform.machine(), "device": args.device,

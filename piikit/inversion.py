@@ -87,11 +87,17 @@ class _StepFunction(Callback):
 @contextlib.contextmanager
 def _prepared(model: nn.Module, channels_last: bool) -> Iterator[None]:
     """The model frozen for the run (eval, no parameter gradients; restored afterwards),
-    in channels-last memory format if asked."""
+    in channels-last memory format if asked (and back to the usual layout afterwards if it
+    was in it: a user's weights should not come back with other strides)."""
+    restore = channels_last and all(p.is_contiguous() for p in model.parameters())
     with frozen(model):
         if channels_last:
             model.to(memory_format=torch.channels_last)
-        yield
+        try:
+            yield
+        finally:
+            if restore:
+                model.to(memory_format=torch.contiguous_format)
 
 
 def _checked_init(init: torch.Tensor, k: int, channels: int) -> torch.Tensor:

@@ -74,6 +74,20 @@ def test_refine_is_reproducible_and_takes_tensor_init(tiny_cnn, device):
         refine(tiny_cnn, init=torch.rand(2, 1, 8, 8), targets=[1, 2], config="preview", progress=False)
 
 
+def test_refine_picks_the_refine_preset_for_an_init_image_and_paper_from_noise(tiny_cnn, device):
+    init = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    steps = dict(steps=2, warmup_steps=2, warmup_size=16, image_size=32)
+    refined = refine(tiny_cnn, init=init, targets=[1, 2], device=device, progress=False, **steps)
+    assert refined.extra["deepinversion"] == DEEPINVERSION_PRESETS["refine"].replace(**steps).to_dict()
+    assert refined.config.param == DEEPINVERSION_PRESETS["refine"].param
+    assert refined.steps_done == 2  # no warm-up from an init image
+    from_noise = refine(tiny_cnn, targets=[1, 2], device=device, progress=False, **steps)
+    assert from_noise.extra["deepinversion"] == DEEPINVERSION_PRESETS["paper"].replace(**steps).to_dict()
+    assert from_noise.steps_done == 4 and from_noise.config.param == "pixels"
+    with pytest.raises(ValueError, match="param"):
+        DeepInversionConfig(param="wavelets")
+
+
 def test_hooks_are_removed_after_refine_and_after_an_exception(tiny_cnn, device):
     refine(tiny_cnn, targets=1, config="preview", device=device, progress=False, **TINY)
     assert _no_hooks(tiny_cnn)

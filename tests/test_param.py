@@ -120,6 +120,14 @@ def test_plug_in_property_holds_with_the_quality_options(tiny_models, family, de
     assert r.images.min() >= 0 and r.images.max() <= 1
 
 
+def test_the_clear_preset_runs_and_gives_the_model_back_in_its_memory_layout(tiny_cnn, device):
+    r = invert(tiny_cnn, [1, 2], "clear", stages=2, steps_per_stage=2, image_size=32, jitter=2, seed=0, device=device,
+               progress=False)
+    assert r.config.channels_last and r.config.param == "fourier"
+    assert r.images.shape == (2, 3, 32, 32) and torch.isfinite(r.images).all()
+    assert all(p.is_contiguous() for p in tiny_cnn.parameters())  # channels-last only during the run
+
+
 def test_fourier_run_is_reproducible_and_grows_through_the_stages(tiny_cnn, device):
     a = invert(tiny_cnn, [3, 4], "preview", seed=5, device=device, progress=False, **CLEAR, **TINY)
     b = invert(tiny_cnn, [3, 4], "preview", seed=5, device=device, progress=False, **CLEAR, **TINY)
