@@ -335,8 +335,9 @@ def refine(
     if images is not None:
         if images.ndim == 3:
             images = images[None]
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"init must be K×3×H×W images in [0, 1], got shape {tuple(images.shape)}")
+        if images.ndim != 4 or images.shape[1] != clf.in_chans:
+            raise ValueError(f"init must be K×{clf.in_chans}×H×W images in [0, 1] (the model's channels), "
+                             f"got shape {tuple(images.shape)}")
     if targets is None:
         raise ValueError("refine needs target classes (targets=..., or a PII result as init)")
     use_bn = _bn_enabled(clf, cfg)

@@ -88,6 +88,18 @@ def test_refine_picks_the_refine_preset_for_an_init_image_and_paper_from_noise(t
         DeepInversionConfig(param="wavelets")
 
 
+def test_refine_takes_a_one_channel_model_and_init(device):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(4, 10)).eval()
+    init = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    r = refine(net, init=init, targets=[1, 2], config="preview", image_size=32, device=device, progress=False)
+    assert r.images.shape == (2, 1, 32, 32) and torch.isfinite(r.images).all() and r.extra["bn_prior_used"]
+    assert not torch.equal(r.images, init)
+    with pytest.raises(ValueError, match="K×1×H×W"):
+        refine(net, init=torch.rand(2, 3, 32, 32), targets=[1, 2], config="preview", progress=False)
+
+
 def test_hooks_are_removed_after_refine_and_after_an_exception(tiny_cnn, device):
     refine(tiny_cnn, targets=1, config="preview", device=device, progress=False, **TINY)
     assert _no_hooks(tiny_cnn)
