@@ -42,7 +42,7 @@ import json
 import platform
 import re
 import statistics
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,33 +80,18 @@ def parse_set(text: str | None) -> dict[str, Any]:
     return out
 
 
-def run_seed(model: piikit.Classifier, classes: list[int], config: piikit.InversionConfig, seed: int,
-             device: str) -> tuple[torch.Tensor, float]:
-    """All classes inverted in batches of :data:`BATCH`; the images and the total seconds."""
+def in_batches(classes: list[int], seed: int, run: Callable[[slice, int], piikit.InversionResult],
+               verb: str = "done") -> tuple[torch.Tensor, float]:
+    """``run(batch, seed)`` for every slice of :data:`BATCH` classes; the images and the
+    total seconds."""
     images, seconds = [], 0.0
     for start in range(0, len(classes), BATCH):
-        batch = classes[start : start + BATCH]
-        result = piikit.invert(model, batch, config, seed=seed + start, device=device, progress=True)
+        batch = slice(start, start + BATCH)
+        result = run(batch, seed + start)
         images.append(result.images)
         seconds += result.elapsed_s
-        print(f"  seed {seed}: classes {start + 1}-{start + len(batch)} done, {result.elapsed_s / len(batch):.1f} s/class",
-              flush=True)
-    return torch.cat(images), seconds
-
-
-def refine_seed(model: piikit.Classifier, classes: list[int], init: torch.Tensor, method: str,
-                overrides: dict[str, Any], seed: int, device: str) -> tuple[torch.Tensor, float]:
-    """:func:`piikit.refine` of every batch of :data:`BATCH` earlier images; the images and
-    the total seconds."""
-    images, seconds = [], 0.0
-    for start in range(0, len(classes), BATCH):
-        sl = slice(start, start + BATCH)
-        result = piikit.refine(model, init[sl], classes[sl], method, seed=seed + start, device=device,
-                               progress=False, **overrides)
-        images.append(result.images)
-        seconds += result.elapsed_s
-        print(f"  seed {seed}: classes {start + 1}-{start + len(classes[sl])} refined, "
-              f"{result.elapsed_s / len(classes[sl]):.1f} s/class", flush=True)
+        n = len(classes[batch])
+        print(f"  seed {seed}: classes {start + 1}-{start + n} {verb}, {result.elapsed_s / n:.1f} s/class", flush=True)
     return torch.cat(images), seconds
 
 
@@ -225,9 +210,12 @@ def main() -> None:
     seconds: dict[int, float] = {}
     for seed in seeds:
         if args.refine:
-            images, seconds[seed] = refine_seed(model, classes, inits[seed], args.method, overrides, seed, args.device)
+            images, seconds[seed] = in_batches(classes, seed, lambda b, s: piikit.refine(
+                model, inits[seed][b], classes[b], args.method, seed=s, device=args.device, progress=False, **overrides),
+                "refined")
         else:
-            images, seconds[seed] = run_seed(model, classes, config, seed, args.device)
+            images, seconds[seed] = in_batches(classes, seed, lambda b, s: piikit.invert(
+                model, classes[b], config, seed=s, device=args.device, progress=True))
         seed_rows = piikit.score(images, classes, evaluators, device=args.device)
         per_seed[seed] = summarize(seed_rows)
         contact_sheet(images, classes, seed_rows, out / f"sheet_seed{seed}.png")

@@ -296,8 +296,8 @@ def refine(
 
     Args:
         model: a :class:`~piikit.Classifier`, a module or a name for :func:`piikit.load_model`.
-        init: a PII :class:`~piikit.InversionResult` (its images and targets), K×3×H×W
-            images in [0, 1], or None to start from uniform noise.
+        init: a PII :class:`~piikit.InversionResult` (its images and targets), K×C×H×W
+            images in [0, 1] (C: the model's input channels), or None to start from noise.
         targets: the K target classes; default: ``init.targets`` for a result.
         config: a preset name or a :class:`DeepInversionConfig`. Default: ``"refine"``
             (settings measured to keep a PII image's class and smooth it) with an init

@@ -107,11 +107,21 @@ class FourierParam(Parameterization):
     def __init__(self, decay: float = 1.0, eps: float = 1e-3) -> None:
         self.decay = float(decay)
         self.eps = float(eps)  # pixels are kept this far inside (0, 1) so the logit stays finite
+        # decode runs every step: the frequency scale and colour matrix are made once per
+        # image size, channel count and device, not per step.
+        self._cache: dict[tuple[int, int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}  # (size, channels, device)
 
-    def _scale(self, h: int, w: int, device: torch.device) -> torch.Tensor:
-        fy = torch.fft.fftfreq(h, device=device)[:, None]
-        fx = torch.fft.rfftfreq(w, device=device)[None, :]
-        f = (fy**2 + fx**2).sqrt().clamp_min(1.0 / max(h, w))
+    def _constants(self, size: int, channels: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frequency scale of a square ``size`` image and the colour matrix."""
+        key = (size, channels, device)
+        if key not in self._cache:
+            self._cache[key] = (self._make_scale(size, device), _colour_sqrt(channels).to(device))
+        return self._cache[key]
+
+    def _make_scale(self, size: int, device: torch.device) -> torch.Tensor:
+        fy = torch.fft.fftfreq(size, device=device)[:, None]
+        fx = torch.fft.rfftfreq(size, device=device)[None, :]
+        f = (fy**2 + fx**2).sqrt().clamp_min(1.0 / size)
         # Normalised by its root mean square so white noise in the parameters gives pixels
         # of the same variance whatever the size: the learning rate means the same per stage.
         scale = f ** (-self.decay)
@@ -120,20 +130,21 @@ class FourierParam(Parameterization):
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels.detach().float().clamp(self.eps, 1 - self.eps)
         logits = torch.log(x) - torch.log1p(-x)
-        colour = _colour_sqrt(x.shape[1]).to(x.device)
-        decorrelated = torch.einsum("ij,kjhw->kihw", torch.linalg.inv(colour), logits)
         h, w = x.shape[-2:]
         if h != w:
             raise ValueError(f"the Fourier parameterization needs square images, got {h}×{w}")
-        spectrum = torch.fft.rfft2(decorrelated, norm="ortho") / self._scale(h, w, x.device)
+        scale, colour = self._constants(h, x.shape[1], x.device)
+        decorrelated = torch.einsum("ij,kjhw->kihw", torch.linalg.inv(colour), logits)
+        spectrum = torch.fft.rfft2(decorrelated, norm="ortho") / scale
         return torch.view_as_real(spectrum).contiguous()
 
     def decode(self, params: torch.Tensor) -> torch.Tensor:
         # The half spectrum does not tell an odd width from an even one; images are square.
         h = w = params.shape[-3]
-        spectrum = torch.view_as_complex(params) * self._scale(h, w, params.device)
+        scale, colour = self._constants(h, params.shape[1], params.device)
+        spectrum = torch.view_as_complex(params) * scale
         decorrelated = torch.fft.irfft2(spectrum, s=(h, w), norm="ortho")
-        colour = _colour_sqrt(params.shape[1]).to(params.device, decorrelated.dtype)
+        colour = colour.to(decorrelated.dtype)
         return torch.sigmoid(torch.einsum("ij,kjhw->kihw", colour, decorrelated))
 
 
