@@ -31,8 +31,8 @@ from typing import Any
 import torch
 
 import piikit
-from piikit.deepinversion import refine
-from piikit.evaluate import score, summarize
+from piikit.refinement.deepinversion import refine
+from piikit.analysis.evaluate import score, summarize
 
 EVALUATORS = ["efficientnet_lite1", "efficientnet_lite2"]
 

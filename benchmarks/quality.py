@@ -49,9 +49,9 @@ from typing import Any
 import torch
 
 import piikit
-from piikit.deepinversion import DEEPINVERSION_PRESETS
-from piikit.evaluate import default_evaluators, summarize
-from piikit.viz import image_grid
+from piikit.refinement.deepinversion import DEEPINVERSION_PRESETS
+from piikit.analysis.evaluate import default_evaluators, summarize
+from piikit.interfaces.viz import image_grid
 
 # Six batches of eight; each batch holds 3-4 animals, 2-3 objects, a scene and a food.
 CLASSES = [

@@ -40,9 +40,9 @@ RUN = ["invert", "--model", "efficientnet_lite0", "--class", "volcano", "--prese
 
 # How each variant starts the command; torch-first imports torch before piikit can set anything.
 LAUNCH = {
-    "piikit": [sys.executable, "-m", "piikit.cli"],
-    "torch-first": [sys.executable, "-c", "import sys, torch; from piikit.cli import main; sys.exit(main())"],
-    "1-thread": [sys.executable, "-c", "import sys, torch; from piikit.cli import main; sys.exit(main())"],
+    "piikit": [sys.executable, "-m", "piikit.interfaces.cli"],
+    "torch-first": [sys.executable, "-c", "import sys, torch; from piikit.interfaces.cli import main; sys.exit(main())"],
+    "1-thread": [sys.executable, "-c", "import sys, torch; from piikit.interfaces.cli import main; sys.exit(main())"],
 }
 
 

@@ -18,7 +18,7 @@ import time
 import torch
 
 import piikit
-from piikit.evaluate import summarize
+from piikit.analysis.evaluate import summarize
 
 CLASSES = [980, 11, 1, 967, 107, 963, 323, 340]  # volcano goldfinch goldfish espresso jellyfish pizza monarch zebra
 

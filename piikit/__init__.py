@@ -4,145 +4,142 @@
 >>> model = piikit.load_model("efficientnet_lite0")          # doctest: +SKIP
 >>> result = piikit.invert(model, ["volcano", 1], preset="fast")  # doctest: +SKIP
 >>> result.save("out/")                                      # doctest: +SKIP
+
+The names below are the public surface: verbs, configs, results, objectives and what the
+notebooks need. Everything else (augmentations, parameterizations, the stage schedule, the
+error classes, ...) is reachable from its submodule (``piikit.engine.augment``,
+``piikit.errors``, ...); see the README's package map.
+
+Importing piikit has no side effects and loads nothing heavy: each name is imported on
+first use. Process-wide settings (OpenMP's wait policy, thread counts, signal handlers) are
+the ``piikit`` command's business, not the library's; see the README for notebooks.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-import os as _os
-import sys as _sys
+import importlib
+from typing import TYPE_CHECKING, Any
 
-# Idle OpenMP threads that spin make two torch processes on the same cores (a notebook next
-# to a `piikit` run) several times slower than sharing fairly; sleeping threads do not
-# (benchmarks/shared_cpu.py). OpenMP reads this once, when torch loads, so it only takes
-# effect when piikit is imported first (always so for the `piikit` command); a value you set
-# yourself wins.
-if "torch" not in _sys.modules:
-    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from piikit.version import __version__ as __version__
 
-from .attribution import UnknownLayerError as UnknownLayerError
-from .attribution import attribute as attribute
-from .attribution import attribute_compare as attribute_compare
-from .attribution import plot_attributions as plot_attributions
-from .attribution import plot_comparison as plot_comparison
-from .augment import ColorShift as ColorShift
-from .augment import Flip as Flip
-from .augment import Jitter as Jitter
-from .augment import RandomAffine as RandomAffine
-from .augment import Repeat as Repeat
-from .comparison import Comparison as Comparison
-from .comparison import compare as compare
-from .config import PRESETS as PRESETS
-from .config import InversionConfig as InversionConfig
-from .config import make_config as make_config
-from .deepinversion import DeepInversionConfig as DeepInversionConfig
-from .deepinversion import refine as refine
-from . import digits as digits
-from .device import available_devices as available_devices
-from .device import resolve_device as resolve_device
-from .errors import DeviceUnavailableError as DeviceUnavailableError
-from .errors import HubUnavailableError as HubUnavailableError
-from .errors import InversionFailed as InversionFailed
-from .errors import ModelLoadError as ModelLoadError
-from .errors import PiikitError as PiikitError
-from .errors import UnknownClassError as UnknownClassError
-from .errors import UnknownModelError as UnknownModelError
-from .errors import UnsupportedModelError as UnsupportedModelError
-from .evaluate import score as score
-from .evaluate import summarize as summarize
-from .inversion import Callback as Callback
-from .inversion import Inversion as Inversion
-from .inversion import StepState as StepState
-from .inversion import invert as invert
-from . import labels as labels
-from .labels import resolve_class as resolve_class
-from .labels import search_classes as search_classes
-from .models import Classifier as Classifier
-from .models import available_models as available_models
-from .models import load_model as load_model
-from .objectives import Batch as Batch
-from .objectives import ChannelObjective as ChannelObjective
-from .objectives import ClassObjective as ClassObjective
-from .objectives import DirectionObjective as DirectionObjective
-from .objectives import LossTerm as LossTerm
-from .objectives import NeuronObjective as NeuronObjective
-from .objectives import Objective as Objective
-from .objectives import capture_activation as capture_activation
-from .param import FourierParam as FourierParam
-from .param import PixelParam as PixelParam
-from .priors import BatchNormPrior as BatchNormPrior
-from .priors import L2Prior as L2Prior
-from .priors import TotalVariation as TotalVariation
-from .result import InversionResult as InversionResult
-from .schedule import StageSchedule as StageSchedule
-from .sweep import SweepSummary as SweepSummary
-from .sweep import sweep as sweep  # the function; "from piikit.sweep import ..." still reaches the module
+# name -> the module that owns it. Loaded on first access (PEP 562), so `import piikit`
+# imports neither torch nor timm, and the command can set OMP_WAIT_POLICY before they load.
+_EXPORTS: dict[str, str] = {
+    # verbs
+    "invert": "piikit.engine.inversion",
+    "make_config": "piikit.engine.config",
+    "refine": "piikit.refinement.deepinversion",
+    "load_model": "piikit.models.loading",
+    "available_models": "piikit.models.loading",
+    "resolve_class": "piikit.labels",
+    "search_classes": "piikit.labels",
+    "resolve_device": "piikit.device",
+    "available_devices": "piikit.device",
+    "score": "piikit.analysis.evaluate",
+    "summarize": "piikit.analysis.evaluate",
+    "compare": "piikit.analysis.comparison",
+    "attribute": "piikit.analysis.attribution",
+    "attribute_compare": "piikit.analysis.attribution",
+    "list_layers": "piikit.models.layers",
+    "plot_attributions": "piikit.analysis.attribution",
+    "plot_comparison": "piikit.analysis.attribution",
+    "capture_activation": "piikit.engine.objectives",
+    "sweep": "piikit.interfaces.runner",
+    "explore": "piikit.interfaces.widgets",
+    # configs
+    "InversionConfig": "piikit.engine.config",
+    "PRESETS": "piikit.engine.config",
+    "DeepInversionConfig": "piikit.refinement.deepinversion",
+    "DEEPINVERSION_PRESETS": "piikit.refinement.deepinversion",
+    # the loop, results and models
+    "Inversion": "piikit.engine.inversion",
+    "StepState": "piikit.engine.inversion",
+    "Callback": "piikit.engine.inversion",
+    "InversionResult": "piikit.engine.result",
+    "Comparison": "piikit.analysis.comparison",
+    "SweepSummary": "piikit.interfaces.runner",
+    "Classifier": "piikit.models.classifier",
+    # objectives and loss terms (``invert(objective=..., terms=...)``)
+    "Objective": "piikit.engine.objectives",
+    "ClassObjective": "piikit.engine.objectives",
+    "ChannelObjective": "piikit.engine.objectives",
+    "NeuronObjective": "piikit.engine.objectives",
+    "DirectionObjective": "piikit.engine.objectives",
+    "LossTerm": "piikit.engine.objectives",
+    "TotalVariation": "piikit.refinement.priors",
+    "L2Prior": "piikit.refinement.priors",
+    "BatchNormPrior": "piikit.refinement.priors",
+    # errors: the base class (every other one is in piikit.errors) and the one that carries a result
+    "PiikitError": "piikit.errors",
+    "InversionFailed": "piikit.errors",
+}
+
+# Submodules reachable as attributes without importing them first (notebooks' old spelling).
+_MODULES: dict[str, str] = {
+    "widgets": "piikit.interfaces.widgets",
+    "digits": "piikit.models.digits",
+    **{name: f"piikit.{name}" for name in (
+        "errors", "labels", "device", "engine", "models", "refinement", "analysis", "interfaces")},
+}
 
 
-def __getattr__(name: str) -> object:
-    # piikit.widgets needs ipywidgets; import it only when a notebook asks for it.
-    if name == "widgets":
-        import importlib
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return importlib.import_module(".widgets", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS, *_MODULES})
 
 
-__all__ = [
-    "__version__",
-    "Batch",
-    "BatchNormPrior",
-    "Callback",
-    "ChannelObjective",
-    "ClassObjective",
-    "Classifier",
-    "ColorShift",
-    "Comparison",
-    "DeepInversionConfig",
-    "DeviceUnavailableError",
-    "DirectionObjective",
-    "Flip",
-    "FourierParam",
-    "HubUnavailableError",
-    "Inversion",
-    "InversionConfig",
-    "InversionFailed",
-    "InversionResult",
-    "Jitter",
-    "L2Prior",
-    "LossTerm",
-    "ModelLoadError",
-    "NeuronObjective",
-    "Objective",
-    "PRESETS",
-    "PiikitError",
-    "PixelParam",
-    "RandomAffine",
-    "Repeat",
-    "StageSchedule",
-    "StepState",
-    "SweepSummary",
-    "TotalVariation",
-    "UnknownClassError",
-    "UnknownLayerError",
-    "UnknownModelError",
-    "UnsupportedModelError",
-    "attribute",
-    "attribute_compare",
-    "available_devices",
-    "available_models",
-    "capture_activation",
-    "compare",
-    "invert",
-    "load_model",
-    "make_config",
-    "plot_attributions",
-    "plot_comparison",
-    "refine",
-    "resolve_class",
-    "resolve_device",
-    "score",
-    "search_classes",
-    "summarize",
-    "sweep",
-    "widgets",
-]
+if TYPE_CHECKING:  # the same names, for type checkers and IDEs
+    from piikit.analysis.attribution import attribute as attribute
+    from piikit.analysis.attribution import attribute_compare as attribute_compare
+    from piikit.models.layers import list_layers as list_layers
+    from piikit.analysis.attribution import plot_attributions as plot_attributions
+    from piikit.analysis.attribution import plot_comparison as plot_comparison
+    from piikit.analysis.comparison import Comparison as Comparison
+    from piikit.analysis.comparison import compare as compare
+    from piikit.analysis.evaluate import score as score
+    from piikit.analysis.evaluate import summarize as summarize
+    from piikit.device import available_devices as available_devices
+    from piikit.device import resolve_device as resolve_device
+    from piikit.engine.config import PRESETS as PRESETS
+    from piikit.engine.config import InversionConfig as InversionConfig
+    from piikit.engine.config import make_config as make_config
+    from piikit.engine.inversion import Callback as Callback
+    from piikit.engine.inversion import Inversion as Inversion
+    from piikit.engine.inversion import StepState as StepState
+    from piikit.engine.inversion import invert as invert
+    from piikit.engine.objectives import ChannelObjective as ChannelObjective
+    from piikit.engine.objectives import ClassObjective as ClassObjective
+    from piikit.engine.objectives import DirectionObjective as DirectionObjective
+    from piikit.engine.objectives import LossTerm as LossTerm
+    from piikit.engine.objectives import NeuronObjective as NeuronObjective
+    from piikit.engine.objectives import Objective as Objective
+    from piikit.engine.objectives import capture_activation as capture_activation
+    from piikit.engine.result import InversionResult as InversionResult
+    from piikit.errors import InversionFailed as InversionFailed
+    from piikit.errors import PiikitError as PiikitError
+    from piikit.interfaces.runner import SweepSummary as SweepSummary
+    from piikit.interfaces.runner import sweep as sweep
+    from piikit.interfaces.widgets import explore as explore
+    from piikit.labels import resolve_class as resolve_class
+    from piikit.labels import search_classes as search_classes
+    from piikit.models.classifier import Classifier as Classifier
+    from piikit.models.loading import available_models as available_models
+    from piikit.models.loading import load_model as load_model
+    from piikit.refinement.deepinversion import DEEPINVERSION_PRESETS as DEEPINVERSION_PRESETS
+    from piikit.refinement.deepinversion import DeepInversionConfig as DeepInversionConfig
+    from piikit.refinement.deepinversion import refine as refine
+    from piikit.refinement.priors import BatchNormPrior as BatchNormPrior
+    from piikit.refinement.priors import L2Prior as L2Prior
+    from piikit.refinement.priors import TotalVariation as TotalVariation
+
+__all__ = ["__version__", *sorted(_EXPORTS)]

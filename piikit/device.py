@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .errors import DeviceUnavailableError
+from piikit.errors import DeviceUnavailableError
 
-__all__ = ["resolve_device", "available_devices"]
+__all__ = ["resolve_device", "available_devices", "module_device"]
 
 
 def available_devices() -> list[str]:
@@ -38,8 +38,7 @@ def resolve_device(device: str | torch.device | None = "auto", model: nn.Module 
     if device == "model":
         if model is None:
             raise ValueError("device='model' needs a model")
-        param = next(iter(model.parameters()), None)
-        return param.device if param is not None else torch.device("cpu")
+        return module_device(model)
     if device is None or device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -68,3 +67,8 @@ def _exists(device: torch.device) -> bool:
 
 def _choices() -> str:
     return f"devices here: {', '.join(available_devices())} (or 'auto' for the best of them)"
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """Where a module's first parameter lives (the CPU for a module without parameters)."""
+    return next((p.device for p in module.parameters()), torch.device("cpu"))

@@ -8,20 +8,19 @@ subclasses also derive from the builtin a Python user would expect (``ValueError
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .result import InversionResult
+from typing import Any
 
 __all__ = [
     "PiikitError",
     "UnknownModelError",
     "UnknownClassError",
+    "UnknownLayerError",
     "ModelLoadError",
     "HubUnavailableError",
     "UnsupportedModelError",
     "DeviceUnavailableError",
     "InversionFailed",
+    "first_line",
 ]
 
 
@@ -44,6 +43,10 @@ class UnknownModelError(PiikitError, LookupError):
 
 class UnknownClassError(PiikitError, LookupError):
     """A class name that matches no label, or an index out of range."""
+
+
+class UnknownLayerError(PiikitError, LookupError):
+    """A layer name that is not a module of the model."""
 
 
 class ModelLoadError(PiikitError, RuntimeError):
@@ -69,6 +72,11 @@ class InversionFailed(PiikitError, RuntimeError):
     history and snapshots) so no work is lost.
     """
 
-    def __init__(self, message: str, partial: "InversionResult | None" = None) -> None:
+    def __init__(self, message: str, partial: Any = None) -> None:  # partial: an InversionResult or None
         super().__init__(message)
         self.partial: Any = partial
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type's name if it has none), for one-line reports."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -12,7 +12,7 @@ import difflib
 from collections.abc import Sequence
 from functools import lru_cache
 
-from .errors import UnknownClassError
+from piikit.errors import UnknownClassError
 
 __all__ = ["imagenet_classes", "resolve_class", "resolve_classes", "search_classes", "label"]
 

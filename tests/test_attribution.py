@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from skimage import data
 
 import piikit
-from piikit import attribution as A
+from piikit.analysis import attribution as A
 
 matplotlib.use("Agg")
 
@@ -80,7 +80,7 @@ def test_target_accepts_ints_names_lists_and_tensors(lite0, photos):
 def test_bad_targets_are_clear_errors(lite0, photos):
     with pytest.raises(ValueError, match="3 targets for 2 image"):
         piikit.attribute(lite0, photos, target=[1, 2, 3])
-    with pytest.raises(piikit.UnknownClassError, match="did you mean"):
+    with pytest.raises(piikit.errors.UnknownClassError, match="did you mean"):
         piikit.attribute(lite0, photos, target="egyptian kat")
 
 
@@ -113,16 +113,16 @@ def test_gradcam_layer_by_name_prefix_or_module(lite0, photos):
 
 
 def test_unknown_layer_names_close_matches(lite0, photos):
-    with pytest.raises(piikit.UnknownLayerError, match=r"no layer 'block\.6'.*blocks\.6"):
+    with pytest.raises(piikit.errors.UnknownLayerError, match=r"no layer 'block\.6'.*blocks\.6"):
         piikit.attribute(lite0, photos, 285, "gradcam", layer="block.6")
     with pytest.raises(LookupError):  # also a LookupError, like other unknown names
         piikit.attribute(lite0, photos, 285, "gradcam", layer="nope")
 
 
 def test_gradcam_on_a_non_spatial_layer_says_which_methods_apply(lite0, tiny_vit, photos):
-    with pytest.raises(piikit.UnsupportedModelError, match=r"'classifier' outputs 1×1000.*saliency"):
+    with pytest.raises(piikit.errors.UnsupportedModelError, match=r"'classifier' outputs 1×1000.*saliency"):
         piikit.attribute(lite0, photos, 285, "gradcam", layer="classifier")
-    with pytest.raises(piikit.UnsupportedModelError, match=r"'head' outputs .*blocks\.5\.norm1.*occlusion"):
+    with pytest.raises(piikit.errors.UnsupportedModelError, match=r"'head' outputs .*blocks\.5\.norm1.*occlusion"):
         piikit.attribute(tiny_vit, photos, 1, "gradcam", layer="head")
 
 
@@ -175,7 +175,7 @@ def test_plain_module_and_classifier_agree_and_state_is_restored(tiny_vit):
         assert tiny_vit.training, "train mode restored"
         assert all(p.requires_grad for p in tiny_vit.parameters()), "parameter flags restored"
         assert not any(m._forward_hooks or m._backward_hooks for m in tiny_vit.modules()), "no hooks left"
-        with pytest.raises(piikit.UnsupportedModelError):
+        with pytest.raises(piikit.errors.UnsupportedModelError):
             piikit.attribute(tiny_vit, x, 3, "gradcam", layer="head")
         assert not any(m._forward_hooks for m in tiny_vit.modules()), "no hooks left after an error"
     finally:

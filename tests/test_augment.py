@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from piikit import ColorShift, Flip, Jitter, Repeat
+from piikit.engine.augment import ColorShift, Flip, Jitter, Repeat
 
 
 def test_jitter_is_a_roll_with_the_sampled_shift():

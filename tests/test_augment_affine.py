@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from piikit.augment import RandomAffine
+from piikit.engine.augment import RandomAffine
 
 
 def test_off_is_identity():

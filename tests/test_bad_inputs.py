@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import piikit
-from piikit.cli import main
+from piikit.interfaces.cli import main
 from piikit.errors import DeviceUnavailableError, HubUnavailableError, ModelLoadError
 
 # A run that takes well under a second with the tiny CNN.
@@ -35,7 +35,7 @@ def no_run(monkeypatch: pytest.MonkeyPatch) -> None:
     def started(*args, **kwargs):
         raise AssertionError("the run started before the bad input was reported")
 
-    monkeypatch.setattr(piikit, "invert", started)
+    monkeypatch.setattr("piikit.engine.inversion.invert", started)
 
 
 # ------------------------------------------------------------------ --out

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from piikit.cli import main
+from piikit.interfaces.cli import main
 
 
 def test_invert_writes_images_and_metadata(tmp_path, capsys):
@@ -52,6 +52,6 @@ def test_classes_and_models(capsys):
 
 
 def test_the_console_script_is_installed():
-    done = subprocess.run([sys.executable, "-m", "piikit.cli", "classes", "--search", "volcano"],
+    done = subprocess.run([sys.executable, "-m", "piikit.interfaces.cli", "classes", "--search", "volcano"],
                           capture_output=True, text=True, check=True)
     assert "980" in done.stdout

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from skimage import data
 
 import piikit
-from piikit.cli import main
+from piikit.interfaces.cli import main
 
 
 

@@ -18,9 +18,9 @@ from torch import nn
 
 import piikit
 from piikit import invert
-from piikit.deepinversion import DEEPINVERSION_PRESETS, DeepInversionConfig, refine
+from piikit.refinement.deepinversion import DEEPINVERSION_PRESETS, DeepInversionConfig, refine
 from piikit.errors import UnsupportedModelError
-from piikit.priors import total_variation
+from piikit.refinement.priors import tv_loss
 
 # A tiny run: 3 warm-up steps at 32 px, then 3 at 64 px.
 TINY = dict(warmup_steps=3, steps=3, warmup_size=32, image_size=64)
@@ -154,7 +154,7 @@ def test_pii_then_deepinversion_on_lite0_keeps_the_class_and_lowers_tv(lite0, de
                      device=device, progress=False)
     with torch.no_grad():
         assert lite0(refined.images.to(device)).argmax(1).item() == target
-    assert total_variation(refined.images) < 0.95 * total_variation(pii.images)
+    assert tv_loss(refined.images) < 0.95 * tv_loss(pii.images)
     assert refined.config.lr == pytest.approx(0.05 * 0.5)  # init_lr, in pixels for Lite0's std of 0.5
     for key in ("tv", "l2", "bn", "loss", "prob"):
         assert refined.history[key].shape[0] == 30, key

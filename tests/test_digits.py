@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import piikit
-from piikit.digits import (
+from piikit.models.digits import (
     ARCHITECTURES,
     DigitsTraining,
     build_digits_model,
@@ -27,7 +27,7 @@ TARGETS = [4, 6]
 
 
 @pytest.fixture(scope="module")
-def short_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, piikit.digits.TrainedDigitsModel]:
+def short_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, piikit.models.digits.TrainedDigitsModel]:
     cache = tmp_path_factory.mktemp("digits")
     return {arch: train_digits_model(arch, SHORT, cache_dir=cache) for arch in ARCHITECTURES}
 
@@ -56,7 +56,7 @@ def test_each_family_learns_the_digits(short_models: dict, arch: str) -> None:
 
 
 def test_cnn_has_batchnorm_and_the_others_do_not() -> None:
-    from piikit.priors import has_batchnorm
+    from piikit.refinement.priors import has_batchnorm
 
     assert has_batchnorm(build_digits_model("cnn"))
     assert not has_batchnorm(build_digits_model("vit"))

@@ -15,7 +15,7 @@ import torch
 from skimage import data
 
 import piikit
-from piikit.evaluate import default_evaluators, format_scores, score, summarize, tv_per_pixel
+from piikit.analysis.evaluate import default_evaluators, format_scores, score, summarize, tv_per_pixel
 
 LITES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 

@@ -222,9 +222,9 @@ def test_out_of_memory_suggests_micro_batching(device):
 
 
 def test_bad_targets_fail_before_any_work(lite0):
-    with pytest.raises(piikit.UnknownClassError, match="volcano"):
+    with pytest.raises(piikit.errors.UnknownClassError, match="volcano"):
         invert(lite0, ["volcanoo"], "preview")
-    with pytest.raises(piikit.UnknownClassError, match="out of range"):
+    with pytest.raises(piikit.errors.UnknownClassError, match="out of range"):
         invert(lite0, 1000, "preview")
     with pytest.raises(TypeError, match="ensemble"):
         invert(lite0, 1, "preview", ensembel=3)

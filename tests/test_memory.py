@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import piikit
-from piikit.memory import CPU_MICRO_BATCH, auto_micro_batch
+from piikit.engine.memory import CPU_MICRO_BATCH, auto_micro_batch
 
 TINY = dict(image_size=32, stages=2, steps_per_stage=3)
 
@@ -36,7 +36,7 @@ def _limited(limit: int) -> tuple[_Limited, piikit.Classifier]:
 
 def test_probe_halves_until_it_fits_and_remembers(monkeypatch):
     # Pretend the CPU is an accelerator so the probe may start at the full batch.
-    monkeypatch.setattr("piikit.memory.CPU_MICRO_BATCH", 1000)
+    monkeypatch.setattr("piikit.engine.memory.CPU_MICRO_BATCH", 1000)
     net, model = _limited(5)
     assert auto_micro_batch(model, 32, 32, "cpu") == 4  # 32 -> 16 -> 8 -> 4
     assert net.batches == [32, 16, 8, 4]
@@ -72,7 +72,7 @@ def test_probe_leaves_the_model_as_it_was():
 
 
 def test_auto_run_equals_the_full_batch(monkeypatch):
-    monkeypatch.setattr("piikit.memory.CPU_MICRO_BATCH", 1000)
+    monkeypatch.setattr("piikit.engine.memory.CPU_MICRO_BATCH", 1000)
     net, model = _limited(6)  # k=2 images x ensemble 4 = 8 samples: auto must slice them
     auto = piikit.invert(model, [1, 2], "preview", device="cpu", progress=False, ensemble=4, micro_batch="auto", **TINY)
     probe = net.batches.index(8)

@@ -46,7 +46,7 @@ def test_other_offline_models_load_and_classify(name):
 
 
 def test_mapping_checks_catch_a_wrong_architecture(monkeypatch):
-    from piikit import models
+    from piikit.models import loading as models
 
     entry = OFFLINE_MODELS["efficientnet_lite0"]
     monkeypatch.setitem(OFFLINE_MODELS, "efficientnet_lite0",

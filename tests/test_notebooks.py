@@ -25,7 +25,9 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 def plotting_functions() -> set[str]:
     """Names of piikit's public functions and result methods that return a figure."""
     import piikit
-    from piikit import attribution, result, viz
+    from piikit.analysis import attribution
+    from piikit.engine import result
+    from piikit.interfaces import viz
 
     names = set()
     candidates = [*vars(viz).values(), *vars(attribution).values(), *vars(piikit).values(),
@@ -45,7 +47,7 @@ def test_piikit_figures_have_a_png_representation():
     """The mechanism the notebooks rely on, checked without a kernel."""
     import torch
 
-    from piikit.viz import image_grid
+    from piikit.interfaces.viz import image_grid
 
     fig = image_grid(torch.rand(2, 3, 8, 8), ["a", "b"])
     assert fig._repr_png_().startswith(b"\x89PNG")

@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 import piikit
+from piikit.models.layers import resolve_layer
 from piikit import Inversion, invert
-from piikit.objectives import (
+from piikit.engine.objectives import (
     Batch,
     ChannelObjective,
     ClassObjective,
@@ -23,7 +24,6 @@ from piikit.objectives import (
     NeuronObjective,
     Objective,
     capture_activation,
-    resolve_layer,
 )
 
 STEPS = dict(stages=1, steps_per_stage=10, ensemble=2, schedule="none", lr=0.05)

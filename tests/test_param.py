@@ -6,9 +6,10 @@ import torch
 
 import piikit
 from piikit import invert
-from piikit.evaluate import tv_per_pixel
-from piikit.param import FourierParam, PixelParam, fill, grow, initial, make_param
-from piikit.schedule import StageSchedule
+from piikit.analysis.evaluate import tv_per_pixel
+from piikit.engine.param import FourierParam, PixelParam, make_param
+from piikit.engine.schedule import fill
+from piikit.engine.schedule import StageSchedule
 
 CLEAR = dict(param="fourier", border="grey", zoom_jitter=0.1, rotate=10.0)
 TINY = dict(stages=2, steps_per_stage=6, ensemble=2, image_size=64, lr=0.1)
@@ -74,7 +75,7 @@ def test_make_param_and_fill_name_the_choices():
 def test_noise_border_growth_is_exactly_the_schedules():
     schedule = StageSchedule(224)
     image = torch.rand(2, 3, 56, 56)
-    a = grow(schedule, image, 1, "noise", torch.Generator().manual_seed(3))
+    a = schedule.grow(image, 1, torch.Generator().manual_seed(3), border="noise")
     b = schedule.grow(image, 1, torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
 
@@ -84,7 +85,7 @@ def test_grey_border_growth_keeps_the_centre_content(param):
     schedule = StageSchedule(224)
     p = make_param(param)
     image = torch.rand(1, 3, 56, 56) * 0.9 + 0.05
-    grown = p.decode(p.encode(grow(schedule, p.decode(p.encode(image)), 1, "grey")))
+    grown = p.decode(p.encode(schedule.grow(p.decode(p.encode(image)), 1, border="grey")))
     size, paste = schedule.sizes[1], schedule.paste_size(1)
     assert grown.shape[-1] == size == 84 and paste == 70
     top = (size - paste) // 2
@@ -144,6 +145,6 @@ def test_fourier_and_fills_follow_the_channel_count():
     x = torch.rand(2, 1, 32, 32) * 0.9 + 0.05
     assert torch.allclose(p.decode(p.encode(x)), x, atol=1e-4)
     schedule = StageSchedule(64, 2, channels=1)
-    start = initial(schedule, 2, "grey", torch.Generator().manual_seed(0))
+    start = schedule.initial(2, torch.Generator().manual_seed(0), border="grey")
     assert start.shape == (2, 1, 43, 43) and (start - 0.5).abs().max() <= 0.05
-    assert grow(schedule, start, 1, "grey").shape == (2, 1, 64, 64)
+    assert schedule.grow(start, 1, border="grey").shape == (2, 1, 64, 64)

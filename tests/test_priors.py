@@ -17,15 +17,15 @@ from torch import nn
 import piikit
 from piikit import Inversion, invert
 from piikit.errors import UnsupportedModelError
-from piikit.objectives import Batch
-from piikit.priors import (
+from piikit.engine.objectives import Batch
+from piikit.refinement.priors import (
     BatchNormPrior,
     L2Prior,
     TotalVariation,
     batchnorm_layers,
     has_batchnorm,
     l2_norm,
-    total_variation,
+    tv_loss,
 )
 
 
@@ -44,8 +44,8 @@ def _no_hooks(model: nn.Module) -> bool:
 def test_tv_matches_hand_computation_on_a_2x2_image():
     # a=0 b=1 / c=2 d=4: right diffs (1, 2), down (2, 3), down-right d-a = 4, down-left c-b = 1.
     x = torch.tensor([[0.0, 1.0], [2.0, 4.0]]).view(1, 1, 2, 2)
-    assert total_variation(x, p=2).item() == pytest.approx(math.sqrt(5) + math.sqrt(13) + 4 + 1)
-    assert total_variation(x, p=1).item() == pytest.approx(1.5 + 2.5 + 4 + 1)
+    assert tv_loss(x, p=2).item() == pytest.approx(math.sqrt(5) + math.sqrt(13) + 4 + 1)
+    assert tv_loss(x, p=1).item() == pytest.approx(1.5 + 2.5 + 4 + 1)
 
 
 def test_tv_matches_an_explicit_loop_over_pixels():
@@ -64,14 +64,14 @@ def test_tv_matches_an_explicit_loop_over_pixels():
             total += math.sqrt(squares)
             l1 += absolute / (count * 2)  # mean over both images
         l2_per_image.append(total)
-    assert total_variation(x, p=2).item() == pytest.approx(sum(l2_per_image) / 2, rel=1e-5)
-    assert total_variation(x, p=1).item() == pytest.approx(l1, rel=1e-5)
+    assert tv_loss(x, p=2).item() == pytest.approx(sum(l2_per_image) / 2, rel=1e-5)
+    assert tv_loss(x, p=1).item() == pytest.approx(l1, rel=1e-5)
 
 
 def test_tv_is_zero_on_constant_images_and_rejects_bad_input():
-    assert total_variation(torch.full((2, 3, 6, 6), 0.3)).item() == pytest.approx(0.0, abs=1e-6)
+    assert tv_loss(torch.full((2, 3, 6, 6), 0.3)).item() == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError):
-        total_variation(torch.rand(3, 6, 6))
+        tv_loss(torch.rand(3, 6, 6))
     with pytest.raises(ValueError):
         TotalVariation(1.0, p=3)  # type: ignore[arg-type]
 
@@ -229,7 +229,7 @@ def test_tv_weight_in_invert_changes_the_result_and_smooths_it(tiny_cnn, device)
     smooth = invert(tiny_cnn, 3, "preview", tv_weight=1.0, **common)
     assert "tv" not in plain.history and smooth.history["tv"].shape == (12,)
     assert (plain.images - smooth.images).abs().max() > 1e-3
-    assert total_variation(smooth.images) < 0.8 * total_variation(plain.images)
+    assert tv_loss(smooth.images) < 0.8 * tv_loss(plain.images)
     assert smooth.config.tv_weight == 1.0 and plain.config.tv_weight == 0.0
 
 

@@ -6,7 +6,7 @@ import io
 import torch
 
 from piikit import invert
-from piikit.progress import Progress
+from piikit.engine.progress import Progress
 
 TINY = dict(stages=3, steps_per_stage=4, ensemble=2, image_size=48, lr=0.1)
 
@@ -40,7 +40,7 @@ class _Terminal(io.StringIO):
 
 
 def test_on_a_terminal_a_live_bar_is_drawn(tiny_cnn, device):
-    from piikit.inversion import StepState
+    from piikit.engine.inversion import StepState
 
     stream = _Terminal()
     progress = Progress(True, total=40, initial=0, desc="model ×1", stages=2, stream=stream)

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from piikit import StageSchedule
-from piikit.schedule import paste_center
+from piikit.engine.schedule import StageSchedule
+from piikit.engine.schedule import paste_center
 
 
 def test_paper_sizes_for_224_and_384():

@@ -16,7 +16,7 @@ import timm
 import torch
 
 import piikit
-from piikit.sweep import parse_classes, shard
+from piikit.interfaces.runner import parse_classes, shard
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(image_size=32, stages=2, steps_per_stage=3, ensemble=2)
@@ -57,12 +57,15 @@ def test_shards_are_disjoint_and_cover_the_work(world):
 
 
 def test_ranks_sharing_a_cpu_split_its_cores():
-    from piikit.sweep import _device_for, _Dist
+    from piikit.interfaces.runner import Dist, configure_process, device_for
 
     before = torch.get_num_threads()
     try:
-        device = _device_for("cpu", _Dist(rank=1, world_size=2, local_rank=1, local_world_size=2))
+        dist = Dist(rank=1, world_size=2, local_rank=1, local_world_size=2)
+        device = device_for("cpu", dist)
         assert device == torch.device("cpu")
+        assert torch.get_num_threads() == before  # choosing a device changes nothing
+        configure_process(device, dist)
         assert torch.get_num_threads() == max(1, len(os.sched_getaffinity(0)) // 2)
     finally:
         torch.set_num_threads(before)
@@ -116,7 +119,7 @@ def test_batched_sweep_saves_one_result_per_class(tiny_resnet, tmp_path):
 
 
 def test_bad_class_fails_before_any_work(tiny_resnet, tmp_path):
-    with pytest.raises(piikit.UnknownClassError, match="volcano"):
+    with pytest.raises(piikit.errors.UnknownClassError, match="volcano"):
         piikit.sweep(tiny_resnet, [1, "volcanoo"], "preview", tmp_path / "x", device="cpu", progress=False, **TINY)
     assert not (tmp_path / "x").exists()
 
@@ -210,7 +213,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_classes(tmp_path):
 
 
 def test_cli_sweep_reads_specs_and_files_and_rejects_bad_names(tmp_path, capsys):
-    from piikit.cli import build_parser, main
+    from piikit.interfaces.cli import build_parser, main
 
     args = build_parser().parse_args(["sweep", "--classes", "0-2", "--micro-batch", "auto", "--batch", "2"])
     assert (args.classes, args.micro_batch, args.batch) == (["0-2"], "auto", 2)

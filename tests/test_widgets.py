@@ -17,13 +17,13 @@ import torch
 from torch import nn
 
 import piikit
-from piikit.widgets import Explorer, image_png, result_grid, result_slider
+from piikit.interfaces.widgets import Explorer, image_png, result_grid, result_slider
 
 TIMEOUT = 120  # seconds a worker may take before a test gives up on it
 
 
 def test_import_piikit_does_not_import_ipywidgets() -> None:
-    code = "import sys, piikit; assert 'ipywidgets' not in sys.modules; piikit.widgets.Explorer; print('ok')"
+    code = "import sys, piikit; assert 'ipywidgets' not in sys.modules; piikit.widgets.Explorer; piikit.explore; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "ok", out.stderr
 
@@ -56,7 +56,7 @@ def test_result_grid_has_one_control_per_setting_and_marks_missing_cells() -> No
 def make(device: torch.device):
     """An explorer on a tiny model, 3 steps per stage, on the suite's ``--device``."""
     def make(model: nn.Module, **kwargs) -> Explorer:
-        explorer = Explorer("tiny", "1: goldfish", models={"tiny": model}, device=device, **kwargs)
+        explorer = Explorer("tiny", "1: goldfish", models={"tiny": model}, device=device, **{"preset": "preview", **kwargs})
         explorer.knobs["steps_per_stage"].value = 3
         return explorer
 
@@ -209,7 +209,7 @@ def test_a_grayscale_model_with_its_own_class_names(device: torch.device) -> Non
                         nn.Flatten(), nn.Linear(8, 10)).eval()
     names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     digits = piikit.load_model(net, input_size=32, mean=(0.5,), std=(0.5,), class_names=names)
-    explorer = Explorer("digits", "three", models={"digits": digits}, device=device, steps_per_stage=2)
+    explorer = Explorer("digits", "three", "preview", models={"digits": digits}, device=device, steps_per_stage=2)
     explorer.run()
     _finish(explorer)
     assert explorer.result is not None and explorer.result.targets == [3], explorer.status.value

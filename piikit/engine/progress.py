@@ -15,7 +15,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from .inversion import StepState
+    from piikit.engine.callbacks import StepState
 
 __all__ = ["Progress"]
 

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .config import InversionConfig
-from .inversion import invert
-from .models import Classifier, load_model
-from .result import InversionResult
+from piikit.engine.config import DEFAULT_PRESET, InversionConfig
+from piikit.engine.inversion import invert
+from piikit.models import Classifier, load_model
+from piikit.engine.result import InversionResult
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .widgets import ResultBrowser
+    from piikit.interfaces.widgets import ResultBrowser
 
 __all__ = ["Comparison", "compare"]
 
@@ -67,14 +67,14 @@ class Comparison:
     def show(self, index: int = 0, ncols: int | None = None, **kwargs: Any) -> "Figure":
         """Target ``index``'s image under every setting, titled with the model's target
         probability and the seconds the run took."""
-        from .viz import image_grid
+        from piikit.interfaces.viz import image_grid
 
         return image_grid(list(self.images(index)), self.titles(index), ncols=ncols, **kwargs)
 
     def table(self) -> list[dict[str, Any]]:
         """One row per setting: seconds, steps, mean final target probability, mean
         total variation per pixel (noise)."""
-        from .evaluate import tv_per_pixel
+        from piikit.analysis.evaluate import tv_per_pixel
 
         rows = []
         for name, r in self.results.items():
@@ -90,7 +90,7 @@ class Comparison:
     def score(self, evaluators: Any = None, **kwargs: Any) -> dict[str, dict[str, float]]:
         """Each setting's images scored by other models (:func:`piikit.score`), summarized
         over evaluators and images: setting → ``n``, ``top1``, ``top5``, ``prob``, ``tv`` (4 decimals)."""
-        from .evaluate import summarize
+        from piikit.analysis.evaluate import summarize
 
         out = {}
         for name, r in self.results.items():
@@ -102,8 +102,8 @@ class Comparison:
 
     def widget(self, index: int = 0, control: str = "toggle") -> "ResultBrowser":
         """A control that flips through the settings' images (needs ipywidgets)."""
-        from .viz import image_grid
-        from .widgets import result_slider
+        from piikit.interfaces.viz import image_grid
+        from piikit.interfaces.widgets import result_slider
 
         figures = [image_grid([img], [title], size=3.2) for img, title in zip(self.images(index), self.titles(index))]
         return result_slider(figures, self.names, description="setting", control=control)
@@ -113,7 +113,7 @@ def compare(
     model: Classifier | nn.Module | str,
     targets: int | str | Sequence[int | str] | None,
     settings: Mapping[str, Mapping[str, Any]],
-    preset: str | InversionConfig = "fast",
+    preset: str | InversionConfig = DEFAULT_PRESET,
     *,
     seed: int | None = 0,
     progress: bool = False,

@@ -1,4 +1,4 @@
-"""Loading classifiers and wrapping them for inversion.
+"""Loading classifiers by name, from a checkpoint, or from a module, and wrapping them.
 
 :func:`load_model` turns a name, a checkpoint file or any ``nn.Module`` into a
 :class:`Classifier`: a module that takes images as float tensors N×C×H×W in [0, 1]
@@ -14,24 +14,24 @@ lists its 296 tensors in the same order, and with the same shapes, as timm's
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import os
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .errors import HubUnavailableError, ModelLoadError, UnknownModelError, UnsupportedModelError
-from .labels import imagenet_classes
+from piikit.errors import HubUnavailableError, ModelLoadError, UnknownModelError, UnsupportedModelError, first_line
+from piikit.models.checkpoints import load_into, read_checkpoint, read_state_dict
+from piikit.models.classifier import Classifier, frozen, logits_of
+from piikit.device import module_device
 
-__all__ = ["Classifier", "load_model", "available_models", "frozen", "OFFLINE_MODELS"]
+__all__ = ["load_model", "available_models", "OFFLINE_MODELS"]
 
 
 @dataclass(frozen=True)
@@ -48,115 +48,6 @@ OFFLINE_MODELS: dict[str, _OfflineWeights] = {
     for i in range(3)
 }
 
-
-class Classifier(nn.Module):
-    """A classifier seen the way inversion needs it: [0, 1] images in, logits out.
-
-    Args:
-        model: the network; it receives normalized images.
-        mean, std: per-channel normalization applied inside ``forward``; one value is
-            used for every channel.
-        input_size: (H, W) the model was trained at; the default inversion size.
-        fixed_input_size: if True, every input is bilinearly resized to ``input_size``
-            first (ViTs, MLP-Mixers); if False, the model sees the image as it is.
-        class_names: one name per output; ImageNet-1k names for 1000-way models.
-        name: a display name.
-        in_chans: input channels (default: as many as ``mean`` has values).
-    """
-
-    def __init__(
-        self,
-        model: nn.Module,
-        *,
-        mean: Sequence[float],
-        std: Sequence[float],
-        input_size: tuple[int, int],
-        fixed_input_size: bool,
-        num_classes: int,
-        class_names: Sequence[str] | None = None,
-        name: str | None = None,
-        in_chans: int | None = None,
-    ) -> None:
-        super().__init__()
-        self.model = model
-        self.in_chans = int(in_chans or len(mean))
-        mean, std = _per_channel("mean", mean, self.in_chans), _per_channel("std", std, self.in_chans)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.input_size = (int(input_size[0]), int(input_size[1]))
-        self.fixed_input_size = bool(fixed_input_size)
-        self.num_classes = int(num_classes)
-        if class_names is None:
-            class_names = imagenet_classes() if num_classes == 1000 else [f"class {i}" for i in range(num_classes)]
-        if len(class_names) != num_classes:
-            raise ValueError(f"{len(class_names)} class names given for a model with {num_classes} outputs")
-        self.class_names = tuple(class_names)
-        self.name = name or type(model).__name__
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.ndim != 4 or images.shape[1] != self.in_chans:
-            raise ValueError(
-                f"{self.name} takes N×{self.in_chans}×H×W images, got shape {tuple(images.shape)}"
-            )
-        if self.fixed_input_size and tuple(images.shape[-2:]) != self.input_size:
-            images = F.interpolate(images, size=self.input_size, mode="bilinear", align_corners=False)
-        return _logits(self.model((images - self.mean) / self.std))
-
-    def extra_repr(self) -> str:
-        return (f"name={self.name!r}, in_chans={self.in_chans}, input_size={self.input_size}, "
-                f"fixed_input_size={self.fixed_input_size}")
-
-
-def _per_channel(what: str, values: Sequence[float], channels: int) -> tuple[float, ...]:
-    """``values`` as one number per channel; a single value serves every channel."""
-    values = tuple(torch.as_tensor(values, dtype=torch.float64).flatten().tolist())  # a number, list or tensor
-    if len(values) == 1:
-        return values * channels
-    if len(values) != channels:
-        raise ValueError(f"{what} has {len(values)} values but the model takes {channels} input channel(s)")
-    return values
-
-
-def _logits(output: Any) -> torch.Tensor:
-    """Find the logits in a model's output: a tensor, a tuple's first item, a dict's
-    ``"logits"``, or an output object's ``.logits`` (Hugging Face style)."""
-    if isinstance(output, torch.Tensor):
-        logits = output
-    elif isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        logits = output[0]
-    elif isinstance(output, Mapping) and isinstance(output.get("logits"), torch.Tensor):
-        logits = output["logits"]
-    elif isinstance(getattr(output, "logits", None), torch.Tensor):
-        logits = output.logits
-    else:
-        raise UnsupportedModelError(
-            f"the model returned {type(output).__name__}, not logits; wrap it so it returns an N×classes tensor"
-        )
-    if logits.ndim != 2:
-        raise UnsupportedModelError(
-            f"the model's output has shape {tuple(logits.shape)}; expected N×classes logits "
-            "(a segmentation or feature model needs a head that pools to class scores)"
-        )
-    return logits
-
-
-@contextlib.contextmanager
-def frozen(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no parameter gradients inside the block; the module's own flags are
-    restored afterwards, so a user's module comes back exactly as it was."""
-    # Per module, since a wrapper's own flag need not match the module it wraps.
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        for m, mode in modes:
-            m.training = mode
 
 
 def available_models(pattern: str = "*") -> dict[str, list[str]]:
@@ -265,7 +156,7 @@ def _wrap(net: nn.Module, name: str, cfg: dict[str, Any], in_chans: int | None, 
     cfg = {**cfg, **given}
     size = cfg["input_size"]
     size = (size, size) if isinstance(size, int) else tuple(size)
-    device = next((p.device for p in net.parameters()), torch.device("cpu"))
+    device = module_device(net)
     with torch.no_grad():
         was_training = net.training
         net.eval()
@@ -311,9 +202,9 @@ def _probe_channels(
         except (RuntimeError, ValueError, TypeError, AssertionError) as e:  # shape errors of any layer
             first_error = first_error or e
             continue
-        return chans, _logits(output)
+        return chans, logits_of(output)
     tried = " or ".join(f"{c}×{size[0]}×{size[1]}" for c in candidates)
-    message = str(first_error).strip().splitlines()[0] if first_error else ""
+    message = first_line(first_error) if first_error else ""
     raise UnsupportedModelError(
         f"the model does not run on a {tried} image ({message}); "
         "pass input_size= (and in_chans= for other than 3 channels) to load_model"
@@ -325,7 +216,7 @@ def _accepts_size(net: nn.Module, chans: int, size: tuple[int, int], device: tor
     with fixed position embeddings does not)."""
     try:
         net(torch.zeros(1, chans, *size, device=device))
-    except Exception:  # any failure means: resize inputs for this model
+    except (RuntimeError, ValueError, TypeError, AssertionError, IndexError):  # a shape error: resize inputs for this model
         return False
     return True
 
@@ -350,7 +241,7 @@ def _load_named(
     elif source in ("", "tv", "torchvision") and name in torchvision.models.list_models():
         net, cfg = _load_torchvision(name, pretrained and checkpoint is None, model_kwargs)
         if checkpoint is not None:
-            net.load_state_dict(_read_state_dict(checkpoint))
+            net.load_state_dict(read_state_dict(checkpoint))
         return net, name, cfg
     else:
         known = list(dict.fromkeys([*OFFLINE_MODELS, *timm.list_models(), *torchvision.models.list_models()]))
@@ -360,7 +251,7 @@ def _load_named(
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(f"unknown model {spec!r}{hint} (list them with `piikit models`)")
     if checkpoint is not None:
-        _load_into(net, _read_state_dict(checkpoint), checkpoint)
+        load_into(net, read_state_dict(checkpoint), checkpoint)
     return net, name, _module_config(net)
 
 
@@ -444,7 +335,7 @@ def _load_timm(name: str, pretrained: bool, model_kwargs: dict[str, Any]) -> nn.
     try:
         return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay or None, **model_kwargs)
     except (OSError, RuntimeError, ValueError) as e:
-        reason = f"could not load pretrained weights for {name!r}: {_first_line(e)}."
+        reason = f"could not load pretrained weights for {name!r}: {first_line(e)}."
         raise ModelLoadError(f"{reason} {_offline_hint(name)}", cli_message=f"{reason} {_offline_hint_cli(name)}") from e
 
 
@@ -470,90 +361,9 @@ def _load_torchvision(name: str, pretrained: bool, model_kwargs: dict[str, Any])
     return net, cfg
 
 
-def _read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    obj = _read_file(os.fspath(path), trust_pickle=False)
-    if isinstance(obj, nn.Module):
-        return obj.state_dict()
-    return obj
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
-def _pickle_globals(path: str) -> list[str] | None:
-    """The Python objects (``module.name``) a pickle-based file would import on loading,
-    beyond the tensors torch's safe loader allows; None if the file is not a readable
-    pickle at all (not a checkpoint, truncated, damaged).
-
-    Read statically, without unpickling anything.
-    """
-    import pickletools
-    import zipfile
-
-    if zipfile.is_zipfile(path):
-        try:
-            return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-        except Exception:  # a damaged archive, or a zip that is not torch.save's
-            return None
-    with open(path, "rb") as f:
-        if f.read(1) != b"\x80":  # every pickle of protocol 2 or later starts with PROTO
-            return None
-        f.seek(0)
-        try:
-            # GLOBAL and INST name what they import; STACK_GLOBAL's name is on the stack, unread here.
-            names = [str(arg).replace(" ", ".") for op, arg, _ in pickletools.genops(f) if op.name in ("GLOBAL", "INST")]
-        except Exception:  # not a well-formed pickle
-            return None
-    return names
-
-
-def _read_file(path: str, trust_pickle: bool) -> Any:
-    if not os.path.isfile(path):
-        raise ModelLoadError(f"no checkpoint file at {path!r}")
-    if os.path.getsize(path) == 0:
-        raise ModelLoadError(f"{path!r} is empty, not a checkpoint")
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(path)
-        except Exception as e:  # safetensors raises its own SafetensorError
-            raise ModelLoadError(f"{path!r} is not a readable safetensors file ({_first_line(e)})") from e
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except Exception as e:  # UnpicklingError, a RuntimeError from the zip reader, EOFError, ...
-        found = _pickle_globals(path)
-        if found is None:
-            raise ModelLoadError(
-                f"{path!r} is not a PyTorch checkpoint, or it is damaged: it reads as neither torch.save's "
-                "zip format nor a pickle (state dicts are read from torch.save or .safetensors files)"
-            ) from e
-        if trust_pickle:
-            raise ModelLoadError(f"could not unpickle {path!r}: {_first_line(e)}") from e
-        names = f" ({', '.join(found[:3])}{', ...' if len(found) > 3 else ''})" if found else ""
-        message = (f"{path!r} holds pickled Python objects{names}, not only tensors. Unpickling can run arbitrary "
-                   "code; if you trust the file, pass {}.")
-        raise ModelLoadError(message.format("trust_pickle=True"), cli_message=message.format("--trust-pickle")) from e
-    if isinstance(obj, Mapping):
-        for key in ("state_dict", "model_state_dict", "model", "state_dict_ema"):
-            if isinstance(obj.get(key), Mapping):
-                obj = obj[key]
-                break
-        # Checkpoints saved from DataParallel/DDP prefix every key with "module.".
-        obj = {k.removeprefix("module."): v for k, v in obj.items()}
-    return obj
-
-
-def _load_into(net: nn.Module, state: Mapping[str, torch.Tensor], path: Any) -> None:
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise ModelLoadError(f"{os.fspath(path)!r} does not fit this architecture: {str(e).splitlines()[0]} …") from e
-
 
 def _load_checkpoint_only(path: str, trust_pickle: bool) -> tuple[nn.Module, str, dict[str, Any]]:
-    obj = _read_file(path, trust_pickle)
+    obj = read_checkpoint(path, trust_pickle)
     if isinstance(obj, nn.Module):
         return obj, Path(path).stem, _module_config(obj)
     reason = f"{path!r} holds a state dict, which does not say its architecture; name it"

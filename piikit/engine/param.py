@@ -16,28 +16,21 @@ A parameterization maps pixels to its parameters (:meth:`~Parameterization.encod
 back (:meth:`~Parameterization.decode`); the step loop grows the *pixels* at each stage and
 re-encodes them into the new, larger spectrum, so zoom + centering work unchanged.
 
-What fills the new border when the image grows (and the very first image) is chosen by
-``border``: ``"noise"`` (uniform noise, the paper) or ``"grey"`` (mid-grey, 0.5), see
-:func:`grow`.
+Growing the image between stages, and what fills its new border, is the stage
+schedule's job (:meth:`piikit.engine.schedule.StageSchedule.grow`); a parameterization
+only encodes and decodes.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
-import torch.nn.functional as F
 
-from .schedule import StageSchedule, paste_center
-
-__all__ = [
-    "Parameterization", "PixelParam", "FourierParam", "make_param", "ParamKind", "BorderFill", "fill", "initial", "grow",
-]
+__all__ = ["Parameterization", "PixelParam", "FourierParam", "make_param", "ParamKind", "PARAM_KINDS"]
 
 ParamKind = Literal["pixels", "fourier"]
-BorderFill = Literal["noise", "grey"]
-PARAM_KINDS = ("pixels", "fourier")
-BORDER_FILLS = ("noise", "grey")
+PARAM_KINDS: tuple[str, ...] = get_args(ParamKind)
 
 # ImageNet's RGB covariance as its principal axes (Krizhevsky et al. 2012, the "lighting"
 # augmentation): eigenvalues and unit eigenvectors (columns). Its square root maps
@@ -155,47 +148,3 @@ def make_param(kind: ParamKind) -> Parameterization:
     if kind == "fourier":
         return FourierParam()
     raise ValueError(f"unknown parameterization {kind!r}; choose one of {', '.join(PARAM_KINDS)}")
-
-
-def fill(kind: BorderFill, batch: int, size: int, generator: torch.Generator | None = None,
-         device: torch.device | None = None, channels: int = 3) -> torch.Tensor:
-    """A ``batch``×channels×size×size image of the border fill: uniform noise or mid-grey."""
-    if kind == "noise":
-        return torch.rand(batch, channels, size, size, generator=generator, device=device)
-    if kind == "grey":
-        return torch.full((batch, channels, size, size), 0.5, device=device)
-    raise ValueError(f"unknown border fill {kind!r}; choose one of {', '.join(BORDER_FILLS)}")
-
-
-def initial(schedule: StageSchedule, batch: int, kind: BorderFill = "noise", generator: torch.Generator | None = None,
-            device: torch.device | None = None) -> torch.Tensor:
-    """The first stage's image for a border fill: uniform noise (the paper), or for
-    ``"grey"`` mid-grey with faint noise (±0.05). The noise matters: for a model whose
-    input normalization maps 0.5 to 0 (Lite's mean = 0.5), a flat grey image can be a
-    point where every ReLU input is 0 and the gradient vanishes."""
-    noise = schedule.initial(batch, generator, device)
-    if kind == "noise":
-        return noise
-    return fill(kind, batch, schedule.sizes[0], generator, device, noise.shape[1]) + (noise - 0.5) * 0.1
-
-
-def grow(
-    schedule: StageSchedule, image: torch.Tensor, stage: int, border: BorderFill = "noise",
-    generator: torch.Generator | None = None, canvas: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``schedule.grow`` with a choice of what fills the new border.
-
-    With ``border="noise"`` this is exactly :meth:`StageSchedule.grow` (same random draws).
-    Otherwise the previous image is upsampled to the paste size as there and pasted in the
-    centre of a ``border``-filled canvas.
-    """
-    if border == "noise" or schedule.mode in ("none", "center"):
-        return schedule.grow(image, stage, generator, canvas)
-    size, paste = schedule.sizes[stage], schedule.paste_size(stage)
-    image = image.detach()
-    if paste != image.shape[-1]:
-        image = F.interpolate(image, size=(paste, paste), mode="bilinear", align_corners=False)
-    if paste == size:
-        return image
-    canvas = fill(border, image.shape[0], size, generator, image.device, image.shape[1])
-    return paste_center(canvas.to(image.dtype), image)

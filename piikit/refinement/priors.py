@@ -3,7 +3,7 @@
 Plug-In Inversion needs none of these (PII §3.2: ColorShift makes them unnecessary); they
 are here for DeepInversion (Yin et al. 2020; :mod:`piikit.deepinversion`) and for the TV
 ablation of PII Fig. 4 (``invert(..., tv_weight=...)``). Each prior is a
-:class:`~piikit.objectives.LossTerm`: the step loop adds ``weight * value`` to the loss and
+:class:`~piikit.engine.objectives.LossTerm`: the step loop adds ``weight * value`` to the loss and
 records the unweighted value under the term's ``name`` in the result's history.
 
 DeepInversion's objective (PII §2.2)::
@@ -13,7 +13,7 @@ DeepInversion's objective (PII §2.2)::
 where μ_k(x), σ²_k(x) are the batch mean and variance of the input of the k-th BatchNorm
 layer and μ_k, σ²_k its stored running statistics.
 
-The functions :func:`total_variation`, :func:`l2_norm` and :func:`batchnorm_layers` are
+The functions :func:`tv_loss`, :func:`l2_norm` and :func:`batchnorm_layers` are
 the plain maths, usable on their own.
 """
 
@@ -27,14 +27,15 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .errors import UnsupportedModelError
-from .objectives import Batch, LossTerm
+from piikit.errors import UnsupportedModelError
+from piikit.models.layers import forward_hooks
+from piikit.engine.objectives import Batch, LossTerm
 
 __all__ = [
     "TotalVariation",
     "L2Prior",
     "BatchNormPrior",
-    "total_variation",
+    "tv_loss",
     "l2_norm",
     "batchnorm_layers",
     "has_batchnorm",
@@ -52,8 +53,10 @@ def _neighbour_differences(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
     )
 
 
-def total_variation(images: torch.Tensor, p: Literal[1, 2] = 2) -> torch.Tensor:
-    """Total variation over four neighbour directions (DeepInversion's formulation).
+def tv_loss(images: torch.Tensor, p: Literal[1, 2] = 2) -> torch.Tensor:
+    """The TV *prior*: total variation over four neighbour directions (DeepInversion's
+    formulation), a loss to minimise. The TV *metric* that reports an image's noise is
+    :func:`piikit.analysis.evaluate.tv_per_pixel` (a different formula and scale).
 
     For each of the four differences d (horizontal, vertical and both diagonals):
 
@@ -73,7 +76,7 @@ def total_variation(images: torch.Tensor, p: Literal[1, 2] = 2) -> torch.Tensor:
     Returns:
         A 0-d tensor.
 
-    >>> total_variation(torch.zeros(2, 3, 8, 8))
+    >>> tv_loss(torch.zeros(2, 3, 8, 8))
     tensor(0.)
     """
     if images.ndim != 4:
@@ -115,7 +118,7 @@ def _normalized(images: torch.Tensor, mean: torch.Tensor | None, std: torch.Tens
 
 
 class TotalVariation(LossTerm):
-    """Total variation of the optimized images as a loss term (see :func:`total_variation`).
+    """Total variation of the optimized images as a loss term (see :func:`tv_loss`).
 
     It sees the images before any augmentation (so a jitter's wrap-around seam is never
     penalised), once per step however the ensemble is split into passes.
@@ -149,7 +152,7 @@ class TotalVariation(LossTerm):
         self.name = name or ("tv" if p == 2 else "tv_l1")
 
     def __call__(self, batch: Batch) -> torch.Tensor:
-        return total_variation(_normalized(batch.images, None, self.std), self.p)
+        return tv_loss(_normalized(batch.images, None, self.std), self.p)
 
     def __repr__(self) -> str:
         return f"TotalVariation(weight={self.weight}, p={self.p}, normalized={self.std is not None})"
@@ -232,7 +235,7 @@ class BatchNormPrior(LossTerm):
     batch into passes when ``micro_batch`` is smaller than it; the prior is then the mean of the
     per-pass values, which is only an approximation of the full-batch prior (statistics of
     parts are not the statistics of the whole): a warning says so once.
-    :func:`piikit.deepinversion.refine` uses an ensemble of 1, so it is exact there.
+    :func:`piikit.refinement.deepinversion.refine` uses an ensemble of 1, so it is exact there.
 
     Forward hooks are registered only inside :meth:`hooks` (the step loop enters it for
     the run) and are always removed on exit, also after an error.
@@ -281,17 +284,12 @@ class BatchNormPrior(LossTerm):
                 "so the BatchNorm feature-statistics prior cannot be used (ViTs, MLP-Mixers and GroupNorm/LayerNorm "
                 "models have none); use TV/L2 priors only"
             )
-        handles = []
         try:
-            handles.append(model.register_forward_pre_hook(self._clear))
-            for _, module in layers:
-                handles.append(module.register_forward_hook(self._hook))
-            self._layers = [n for n, _ in layers]
-            self._losses = []
-            yield
+            with forward_hooks([(module, self._hook) for _, module in layers], pre_hooks=[(model, self._clear)]):
+                self._layers = [n for n, _ in layers]
+                self._losses = []
+                yield
         finally:
-            for handle in handles:
-                handle.remove()
             self._losses = []
 
     def hooks(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:

@@ -17,15 +17,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .device import resolve_device
-from .labels import label, resolve_classes
-from .models import OFFLINE_MODELS, Classifier, load_model
+from piikit.device import resolve_device
+from piikit.labels import label, resolve_classes
+from piikit.models import OFFLINE_MODELS, Classifier, load_model
 
 __all__ = ["score", "summarize", "format_scores", "tv_per_pixel", "default_evaluators"]
 
 
 def tv_per_pixel(images: torch.Tensor) -> torch.Tensor:
-    """(N,) mean absolute difference between horizontally and vertically adjacent pixels.
+    """The TV *metric*: (N,) mean absolute difference between horizontally and vertically
+    adjacent pixels, a noise measure (the TV *prior*, a loss, is
+    :func:`piikit.refinement.priors.tv_loss`).
 
     About 0.01-0.05 for photos, 0.33 for uniform noise.
     """

@@ -17,7 +17,7 @@ import weakref
 import torch
 from torch import nn
 
-from .models import frozen
+from piikit.models import frozen
 
 __all__ = ["auto_micro_batch", "is_out_of_memory", "CPU_MICRO_BATCH"]
 

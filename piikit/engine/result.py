@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .config import InversionConfig
-from .labels import label
+from piikit.engine.config import InversionConfig
+from piikit.labels import label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -73,25 +73,25 @@ class InversionResult:
 
     def show(self, ncols: int | None = None, **kwargs: Any) -> "Figure":
         """A grid of the images titled with class and final target probability."""
-        from .viz import image_grid
+        from piikit.interfaces.viz import image_grid
 
         return image_grid(self.images, self.titles(), ncols=ncols, **kwargs)
 
     def filmstrip(self, index: int = 0) -> "Figure":
         """Image ``index`` at the end of each stage."""
-        from .viz import filmstrip
+        from piikit.interfaces.viz import filmstrip
 
         return filmstrip(self.snapshots, index, title=self.labels[index])
 
     def plot_history(self) -> "Figure":
-        from .viz import plot_history
+        from piikit.interfaces.viz import plot_history
 
         return plot_history(self.history, self.labels)
 
     def score(self, evaluators: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
-        """Score the images with other models (see :func:`piikit.evaluate.score`); the rows
+        """Score the images with other models (see :func:`piikit.analysis.evaluate.score`); the rows
         are kept in ``scores`` and written by :meth:`save`."""
-        from .evaluate import score
+        from piikit.analysis.evaluate import score
 
         self.scores = score(self.images, self.targets, evaluators=evaluators, inverted=self.model_name, **kwargs)
         return self.scores
@@ -100,7 +100,7 @@ class InversionResult:
         """Everything :meth:`save` writes to JSON besides the images."""
         import timm
 
-        from . import __version__
+        from piikit.version import __version__
 
         return {
             "model": self.model_name,
@@ -135,7 +135,7 @@ class InversionResult:
         Returns:
             The paths of the PNGs written.
         """
-        from PIL import Image
+        from piikit.images import save_png
 
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ class InversionResult:
                 path = out / f"{prefix}{k:02d}_{t:04d}_{slug}.png"
             else:  # a feature objective's image has no class
                 path = out / f"{prefix}{k:02d}_image.png"
-            Image.fromarray(_to_uint8(img)).save(path)
+            save_png(img, path)
             paths.append(path)
             if snapshots and self.snapshots:
                 self.filmstrip(k).savefig(path.with_name(path.stem + "_stages.png"), dpi=100)
@@ -154,13 +154,3 @@ class InversionResult:
         meta["files"] = [p.name for p in paths]
         (out / f"{prefix}result.json").write_text(json.dumps(meta, indent=2))
         return paths
-
-
-def _to_uint8(image: torch.Tensor) -> Any:
-    """A C×H×W image in [0, 1] as the uint8 array a PNG is written from: H×W×3 for RGB,
-    H×W (grayscale) for one channel, and for any other C its channels side by side as
-    one grayscale H×(C·W) image."""
-    pixels = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    if pixels.shape[0] == 3:
-        return pixels.permute(1, 2, 0).numpy()
-    return torch.cat(list(pixels), dim=-1).numpy()

@@ -18,70 +18,28 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from .augment import ColorShift, Flip, Jitter, RandomAffine
-from .config import InversionConfig, make_config
-from .device import resolve_device
-from .errors import InversionFailed
-from .labels import resolve_classes
-from .memory import auto_micro_batch
-from .memory import is_out_of_memory as _is_oom
-from .models import Classifier, frozen, load_model
-from .objectives import Batch, ClassObjective, LossTerm, Objective, attached
-from .param import grow, initial, make_param
-from .progress import Progress
-from .priors import L2Prior, TotalVariation
-from .result import InversionResult
-from .schedule import StageSchedule
+from piikit.engine.augment import ColorShift, Flip, Jitter, RandomAffine
+from piikit.engine.callbacks import Callback, StepState, as_callback
+from piikit.engine.config import DEFAULT_PRESET, InversionConfig, make_config
+from piikit.device import resolve_device
+from piikit.errors import InversionFailed
+from piikit.labels import resolve_classes
+from piikit.engine.memory import auto_micro_batch
+from piikit.engine.memory import is_out_of_memory as _is_oom
+from piikit.models import Classifier, frozen, load_model
+from piikit.engine.objectives import Batch, ClassObjective, LossTerm, Objective, attached
+from piikit.engine.param import make_param
+from piikit.engine.progress import Progress
+from piikit.refinement.priors import L2Prior, TotalVariation
+from piikit.engine.result import InversionResult
+from piikit.engine.schedule import StageSchedule
 
 __all__ = ["invert", "Inversion", "Callback", "StepState"]
-
-
-@dataclass
-class StepState:
-    """What callbacks see after each step (tensors stay on the run's device; reading a
-    value with ``.item()`` waits for the device, so a fast callback avoids it)."""
-
-    stage: int
-    step: int  # steps done in this stage
-    global_step: int  # steps done in the run
-    total_steps: int
-    image: torch.Tensor  # K×C×h×w, what the model sees before augmentation (detached)
-    loss: torch.Tensor  # 0-d total loss of the last step per image (the optimizer's sum / K)
-    prob: torch.Tensor  # (K,) target probability averaged over the augmented copies
-    terms: dict[str, torch.Tensor] = field(default_factory=dict)
-    lr: float = 0.0
-    stop_requested: str | None = None
-
-    def stop(self, reason: str = "stopped") -> None:
-        """Ask the run to end after this step; it returns what it has so far."""
-        self.stop_requested = reason
-
-
-class Callback:
-    """Base class for loop hooks; override the ones you need. A plain function passed
-    as a callback is called as ``on_step_end``."""
-
-    def on_stage_start(self, state: StepState) -> None: ...
-
-    def on_step_end(self, state: StepState) -> None: ...
-
-    def on_stage_end(self, state: StepState) -> None: ...
-
-    def on_end(self, result: InversionResult) -> None: ...
-
-
-class _StepFunction(Callback):
-    def __init__(self, fn: Callable[[StepState], Any]) -> None:
-        self.fn = fn
-
-    def on_step_end(self, state: StepState) -> None:
-        self.fn(state)
 
 
 @contextlib.contextmanager
@@ -149,7 +107,7 @@ class Inversion:
         self,
         model: Classifier | nn.Module | str,
         targets: int | str | Sequence[int | str] | None,
-        preset: str | InversionConfig = "paper",
+        preset: str | InversionConfig = DEFAULT_PRESET,
         *,
         seed: int | None = 0,
         device: str | torch.device | None = "auto",
@@ -171,7 +129,7 @@ class Inversion:
             self.terms.append(TotalVariation(self.config.tv_weight))
         if self.config.l2_weight > 0:
             self.terms.append(L2Prior(self.config.l2_weight))
-        self.callbacks = [c if isinstance(c, Callback) else _StepFunction(c) for c in callbacks]
+        self.callbacks = [as_callback(c) for c in callbacks]
         self.progress = progress
         if targets is None:
             if self.objective.needs_targets:
@@ -237,11 +195,11 @@ class Inversion:
                     self._init.detach().float().to(self.device), size=(s, s), mode="bilinear", align_corners=False
                 ).clamp(0, 1)
             else:
-                image = initial(self.schedule, k, self.config.border, self.rng, self.device)
+                image = self.schedule.initial(k, self.rng, self.device, border=self.config.border)
         else:
             assert self.image is not None
             pixels = self.param.decode(self.image.detach())
-            image = grow(self.schedule, pixels, self.stage, self.config.border, self.rng, self.canvas)
+            image = self.schedule.grow(pixels, self.stage, self.rng, self.canvas, border=self.config.border)
         self.image = self.param.encode(image).requires_grad_(True)
         self._last_good = self.image.detach().clone()
         cfg = self.config
@@ -450,7 +408,7 @@ class Inversion:
 def invert(
     model: Classifier | nn.Module | str,
     targets: int | str | Sequence[int | str] | None,
-    preset: str | InversionConfig = "paper",
+    preset: str | InversionConfig = DEFAULT_PRESET,
     *,
     seed: int | None = 0,
     device: str | torch.device | None = "auto",
@@ -469,8 +427,10 @@ def invert(
             :func:`piikit.load_model` (``"efficientnet_lite0"`` works offline).
         targets: a class index or name, or a list of them; all are optimized together in
             one batch, each with its own image and its own ColorShift ensemble.
-        preset: ``"paper"`` (7 stages × 400 steps, ensemble 32: the paper's settings),
-            ``"fast"`` (about a minute per class for Lite0 on 2 CPU cores), ``"clear"``
+        preset: ``"fast"`` (the default, as for every entry point: the paper's stages and
+            augmentations with 64 steps per stage and an ensemble of 4, tens of seconds per
+            class for Lite0 on 2 CPU cores), ``"paper"`` (7 stages × 400 steps, ensemble 32:
+            the paper's settings, about an hour per class on such a CPU), ``"clear"``
             (as long, smoother images: a Fourier image, grey borders), ``"preview"``
             (seconds), or an :class:`InversionConfig`.
         seed: the same seed on the same device gives the same images; None draws one

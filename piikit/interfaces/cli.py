@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -39,25 +40,30 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_invert(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import piikit
+    from piikit.device import resolve_device
+    from piikit.engine.config import make_config
+    from piikit.engine.inversion import invert
+    from piikit.errors import InversionFailed
+    from piikit.labels import resolve_classes
+    from piikit.models import load_model
 
     classes = list(args.classes or [])
     if args.classes_file:
         classes += [line.strip() for line in Path(args.classes_file).read_text().splitlines() if line.strip()]
     if not classes:
         raise ValueError("give at least one --class (a name or an index)")
-    piikit.resolve_device(args.device)  # a device this machine lacks fails before any loading
-    model = piikit.load_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
+    resolve_device(args.device)  # a device this machine lacks fails before any loading
+    model = load_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
                               trust_pickle=args.trust_pickle)
-    targets = piikit.labels.resolve_classes(classes, model.class_names)  # fail on a bad name before any work
-    config = piikit.make_config(args.preset, **_config_overrides(args))
+    targets = resolve_classes(classes, model.class_names)  # fail on a bad name before any work
+    config = make_config(args.preset, **_config_overrides(args))
     out = _writable_directory(args.out)
     batches = [targets[i : i + args.batch] for i in range(0, len(targets), args.batch)]
     status = 0
     for j, batch in enumerate(batches):
         try:
-            result = piikit.invert(model, batch, config, seed=args.seed, device=args.device, progress=not args.quiet)
-        except piikit.InversionFailed as failure:
+            result = invert(model, batch, config, seed=args.seed, device=args.device, progress=not args.quiet)
+        except InversionFailed as failure:
             result, status = failure.partial, 1
             print(f"piikit: {failure}", file=sys.stderr)
         if args.score:
@@ -68,7 +74,7 @@ def _cmd_invert(args: argparse.Namespace) -> int:
         for path, lab, p in zip(paths, result.labels, result.final_probs.tolist() if result.final_probs is not None else []):
             print(f"{path}  {lab}  p={p:.3f}")
         if result.scores:
-            from piikit.evaluate import summarize
+            from piikit.analysis.evaluate import summarize
 
             for name, s in summarize(result.scores).items():
                 print(f"  scored by {name}: top1={s['top1']:.2f} top5={s['top5']:.2f} prob={s['prob']:.3f}")
@@ -95,22 +101,13 @@ def _writable_directory(path: str) -> Any:
     return out
 
 
-def _load_png(path: Any) -> Any:
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    with Image.open(path) as im:
-        array = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1)
-
-
 def _cmd_score(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import torch
 
-    from piikit.evaluate import default_evaluators, format_scores, score, summarize
+    from piikit.analysis.evaluate import default_evaluators, format_scores, score, summarize
+    from piikit.images import read_png
 
     directory = Path(args.directory)
     if not directory.is_dir():
@@ -129,7 +126,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         missing = [f for f in files if not (directory / f).is_file()]
         if missing:
             raise FileNotFoundError(f"{meta_path} names images that are not in {str(directory)!r}: {', '.join(missing)}")
-        images = torch.stack([_load_png(directory / f) for f in files])
+        images = torch.stack([read_png(directory / f) for f in files])
         evaluators = args.evaluators or default_evaluators(meta.get("model"))
         rows = score(images, targets, evaluators, device=args.device, batch_size=args.batch_size,
                      resize=args.resize)
@@ -184,9 +181,10 @@ def _micro_batch(value: str) -> int | str:
 
 def _add_setting_args(parser: argparse.ArgumentParser) -> None:
     """Preset, seed, device, the config fields with flags of their own, and ``--set`` for any field."""
-    from piikit.config import PRESETS
+    from piikit.engine.config import DEFAULT_PRESET, PRESETS
+    from piikit.engine.schedule import SCHEDULE_MODES
 
-    parser.add_argument("--preset", default="fast", choices=list(PRESETS))
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--ensemble", type=int)
@@ -196,15 +194,14 @@ def _add_setting_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--micro-batch", dest="micro_batch", type=_micro_batch, help="samples per forward pass, or auto")
     parser.add_argument("--lr", type=float)
     parser.add_argument("--jitter", type=int)
-    parser.add_argument("--schedule", choices=["zoom+center", "zoom", "center", "none"])
+    parser.add_argument("--schedule", choices=SCHEDULE_MODES)
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config field, e.g. --set amp=true")
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import piikit
-    from piikit.sweep import parse_classes
+    from piikit.interfaces.runner import parse_classes, runner_process, sweep
 
     classes: list[int | str] = list(args.class_names or [])
     for spec in args.classes or []:
@@ -214,9 +211,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         classes += parse_classes(lines)
     if not classes:
         raise ValueError("give classes: --classes 0-9,volcano, --class NAME or --classes-file FILE")
-    summary = piikit.sweep(args.models, classes, args.preset, args.out, batch=args.batch, seed=args.seed,
-                           device=args.device, force=args.force, pretrained=args.pretrained, progress=not args.quiet,
-                           **_config_overrides(args))
+    with runner_process(args.device):  # torchrun's rank → device, CPU share, SIGTERM as Ctrl-C
+        summary = sweep(args.models, classes, args.preset, args.out, batch=args.batch, seed=args.seed,
+                               device=args.device, force=args.force, pretrained=args.pretrained,
+                               progress=not args.quiet, **_config_overrides(args))
     if summary.interrupted:
         return 130
     return 1 if summary.failed else 0
@@ -284,7 +282,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def set_process_defaults() -> None:
+    """The command's process-wide settings, made before torch loads (never by the library).
+
+    Idle OpenMP threads that spin make two torch processes on the same cores (a notebook next
+    to a ``piikit`` run) several times slower than sharing fairly; sleeping threads do not
+    (``benchmarks/shared_cpu.py``). OpenMP reads ``OMP_WAIT_POLICY`` once, when torch loads;
+    a value you set yourself wins.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    set_process_defaults()
     from piikit.errors import PiikitError
 
     parser = build_parser()

@@ -14,7 +14,7 @@ once, when first shown, and kept.
 The explorer (:class:`Explorer`, :func:`explore`) is one panel to invert a class with any
 setting and watch it happen:
 
->>> piikit.widgets.explore("efficientnet_lite0", "980: volcano")  # doctest: +SKIP
+>>> piikit.explore("efficientnet_lite0", "980: volcano")  # doctest: +SKIP
 
 Why a background thread (and not asyncio): the run goes in chunks of steps
 (``Inversion.run(max_steps=n)``) on a worker thread, and the panel is refreshed between
@@ -35,7 +35,6 @@ explorer only passes a callback that records each step and honours Stop.
 from __future__ import annotations
 
 import html
-import io
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -45,39 +44,21 @@ import ipywidgets as w
 import torch
 from torch import nn
 
-from .config import PRESETS, InversionConfig, make_config
-from .deepinversion import DEEPINVERSION_PRESETS, refine
-from .evaluate import format_scores
-from .inversion import Callback, Inversion, StepState
-from .labels import imagenet_classes, label, resolve_class
-from .models import Classifier, available_models, load_model
-from .priors import has_batchnorm
-from .result import InversionResult, _to_uint8
-from .schedule import _MODES
+from piikit.engine.config import DEFAULT_PRESET, PRESETS, InversionConfig, make_config
+from piikit.refinement.deepinversion import DEEPINVERSION_PRESETS, refine
+from piikit.analysis.evaluate import format_scores
+from piikit.engine.inversion import Callback, Inversion, StepState
+from piikit.labels import imagenet_classes, label, resolve_class
+from piikit.models import Classifier, available_models, load_model
+from piikit.refinement.priors import has_batchnorm
+from piikit.engine.result import InversionResult
+from piikit.images import figure_png, image_png
+from piikit.engine.schedule import SCHEDULE_MODES
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["Explorer", "explore", "ResultBrowser", "result_slider", "result_grid", "image_png", "figure_png"]
-
-def image_png(image: torch.Tensor) -> bytes:
-    """PNG bytes of one C×H×W image in [0, 1] (or a K×C×H×W batch, laid side by side), as
-    :meth:`InversionResult.save` writes it (RGB, or grayscale for one channel)."""
-    from PIL import Image
-
-    if image.ndim == 4:
-        image = torch.cat(list(image), dim=-1)
-    buffer = io.BytesIO()
-    Image.fromarray(_to_uint8(image)).save(buffer, format="png")
-    return buffer.getvalue()
-
-
-def figure_png(figure: "Figure", dpi: int = 80) -> bytes:
-    """PNG bytes of a matplotlib figure (works without pyplot or a display)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
-
 
 def _png(item: Any) -> bytes:
     if isinstance(item, bytes):
@@ -193,7 +174,7 @@ def _knobs() -> dict[str, w.ValueWidget]:
     return {
         "stages": _box(w.IntSlider, min=1, max=10, description="stages"),
         "steps_per_stage": _box(w.BoundedIntText, min=1, max=100_000, description="steps / stage"),
-        "schedule": _box(w.Dropdown, options=list(_MODES), description="schedule"),
+        "schedule": _box(w.Dropdown, options=list(SCHEDULE_MODES), description="schedule"),
         "ensemble": _box(w.IntSlider, min=1, max=64, description="ensemble"),
         "color_shift": _box(w.Checkbox, description="ColorShift", indent=True),
         "alpha": _box(w.FloatSlider, min=0.0, max=2.0, step=0.05, description="α (shift)"),
@@ -268,7 +249,7 @@ class Explorer(w.VBox):
     Args:
         model: the initial model name (or a key of ``models``).
         target: the initial class (``"980: volcano"``, ``"volcano"`` or an index).
-        preset: the initial preset; ``"preview"`` makes the first click quick.
+        preset: the initial preset; default ``"fast"``, as everywhere (``"preview"`` makes the first click quick).
         models: extra models by name (modules or :class:`~piikit.Classifier`), offered
             first in the model box, e.g. your own fine-tuned network.
         evaluators: what Score uses (default: the offline models other than the inverted one).
@@ -284,7 +265,7 @@ class Explorer(w.VBox):
     """
 
     def __init__(self, model: str = "efficientnet_lite0", target: int | str = "980: volcano",
-                 preset: str = "preview", *, models: Mapping[str, nn.Module] | None = None,
+                 preset: str = DEFAULT_PRESET, *, models: Mapping[str, nn.Module] | None = None,
                  evaluators: Any = None, device: str | torch.device | None = "auto", seed: int = 0,
                  out_dir: str = "out/explorer", refresh_s: float = 1.0, **overrides: Any) -> None:
         initial = make_config(preset, **overrides)  # fails here, with suggestions, on a misspelt field
@@ -539,8 +520,8 @@ class Explorer(w.VBox):
 
 
 def _curve(history: Mapping[str, torch.Tensor], title: str) -> "Figure":
-    """Target probability (from :func:`piikit.viz.plot_history`) with the loss on a twin axis."""
-    from .viz import plot_history
+    """Target probability (from :func:`piikit.interfaces.viz.plot_history`) with the loss on a twin axis."""
+    from piikit.interfaces.viz import plot_history
 
     figure = plot_history(history, [str(title)])
     ax = figure.axes[0]
@@ -551,10 +532,10 @@ def _curve(history: Mapping[str, torch.Tensor], title: str) -> "Figure":
     return figure
 
 
-def explore(model: str = "efficientnet_lite0", target: int | str = "980: volcano", preset: str = "preview",
+def explore(model: str = "efficientnet_lite0", target: int | str = "980: volcano", preset: str = DEFAULT_PRESET,
             **kwargs: Any) -> Explorer:
     """The interactive explorer (:class:`Explorer`); display it as a notebook cell's last value.
 
-    >>> piikit.widgets.explore("efficientnet_lite0", "goldfinch", "fast", ensemble=8)  # doctest: +SKIP
+    >>> piikit.explore("efficientnet_lite0", "goldfinch", "fast", ensemble=8)  # doctest: +SKIP
     """
     return Explorer(model, target, preset, **kwargs)

@@ -20,32 +20,36 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import InversionConfig
-from .device import resolve_device
-from .errors import UnsupportedModelError
-from .inversion import Callback, Inversion, StepState
-from .models import Classifier, load_model
-from .objectives import LossTerm
-from .param import PARAM_KINDS, ParamKind
-from .priors import BatchNormPrior, L2Prior, TotalVariation, has_batchnorm
-from .result import InversionResult
+from piikit.engine.config import ConfigBase, InversionConfig
+from piikit.device import resolve_device
+from piikit.errors import UnsupportedModelError
+from piikit.engine.inversion import Callback, Inversion, StepState
+from piikit.models import Classifier, load_model
+from piikit.engine.objectives import LossTerm
+from piikit.refinement.priors import BatchNormPrior, L2Prior, TotalVariation, has_batchnorm
+from piikit.engine.result import InversionResult
 
 __all__ = ["DeepInversionConfig", "DEEPINVERSION_PRESETS", "refine"]
 
 BNPriorMode = Literal["auto", "required", "off"]
+BN_PRIOR_MODES: tuple[str, ...] = get_args(BNPriorMode)
 
 
 @dataclass(frozen=True)
-class DeepInversionConfig:
+class DeepInversionConfig(ConfigBase):
     """DeepInversion's settings; the defaults are its published ImageNet ones.
+
+    ``image_size``, ``lr_schedule``, ``param``, ``amp`` and ``channels_last`` are declared
+    once in :class:`~piikit.engine.config.ConfigBase`; ``jitter``, ``flip``, ``lr`` and
+    ``betas`` are too, and are given DeepInversion's published values here.
 
     Yin et al. 2020 (ImageNet, ResNet-50): loss ``CE + 1e-4·TV_L2 + 1e-5·‖x‖₂ +
     0.01·R_feat`` with the first BatchNorm layer's term ×10; Adam, lr 0.25 on the
@@ -76,29 +80,8 @@ class DeepInversionConfig:
     ``bn_weight`` per model (PII §2.2 makes exactly this point about DeepInversion).
 
     Refining a PII image (the ``"refine"`` preset, :func:`refine`'s default with an init):
-    100 steps at init_lr, ``bn_weight`` 1e-4 and ``tv_weight`` 1e-2, pixels. Measured with
-    ``benchmarks/quality.py --refine`` on the ``clear`` images of its quick set (Lite0
-    inverted, 8 classes, scored by Lite1 / Lite2; the init had top-1 1.00 / 1.00, target
-    probability 0.73 / 0.66, TV 0.051 per pixel):
-
-    ==========================================  ============  ===========  ======
-    refinement (100 steps)                      top-1         probability  TV
-    ==========================================  ============  ===========  ======
-    published weights (bn 1e-2, tv 1e-4)        1.00 / 1.00   0.74 / 0.58  0.115
-    bn 1e-3                                     1.00 / 1.00   0.84 / 0.74  0.113
-    bn 1e-3, tv 1e-3                            1.00 / 1.00   0.79 / 0.78  0.107
-    bn 1e-4, tv 3e-3                            1.00 / 1.00   0.88 / 0.83  0.041
-    **bn 1e-4, tv 1e-2** (``"refine"``)         1.00 / 1.00   0.86 / 0.71  0.018
-    Fourier image, lr 0.2, bn 1e-2              1.00 / 1.00   0.80 / 0.64  0.053
-    Fourier image, lr 0.2, bn 1e-2, tv 1e-2     1.00 / 1.00   0.83 / 0.58  0.051
-    Fourier image, lr 0.2, bn 1e-2, tv 0.3      0.88 / 1.00   0.57 / 0.55  0.026
-    ==========================================  ============  ===========  ======
-
-    The BatchNorm prior at Lite0's scale is what adds pixel noise: at 1e-3 or more it
-    doubles TV whatever the TV weight, at 1e-4 the TV prior wins. The ``"refine"`` images
-    are smooth and keep the object and layout, with softer contrast; the Fourier rows (a
-    ``param="fourier"`` refinement) give the most photo-like colour and contrast but keep
-    PII's TV, and a TV weight strong enough to smooth them cost a class.
+    100 steps at init_lr, ``bn_weight`` 1e-4 and ``tv_weight`` 1e-2, pixels; how these were
+    chosen, with the measurements: ``docs/benchmarks.md``.
 
     The BatchNorm prior exists only for models with BatchNorm layers. ``bn_prior``:
     ``"auto"`` uses it when the model has them and otherwise warns once and goes on with
@@ -110,13 +93,12 @@ class DeepInversionConfig:
     # Loss weights (Yin et al. 2020, ImageNet).
     bn_weight: float = 0.01  # a_f, BatchNorm feature-statistics prior; published: 0.01
     first_bn_multiplier: float = 10.0  # extra factor on the first BatchNorm layer; published: 10
-    tv_weight: float = 1e-4  # a_tv, total variation, L2 variant (4 directions); published: 1e-4
+    tv_weight: float = 1e-4  # a_tv, total variation, L2 variant (4 directions), of the normalized image; published: 1e-4
     tv_l1_weight: float = 0.0  # total variation, L1 variant; published ImageNet setting: 0
     l2_weight: float = 1e-5  # a_l2, ‖x‖₂ of the normalized image; published: 1e-5
     bn_prior: BNPriorMode = "auto"  # "auto" | "required" | "off" (see the class docstring)
 
-    # Resolution and steps (multi-resolution synthesis).
-    image_size: int | None = None  # None: the model's input size; published: 224
+    # Resolution and steps (multi-resolution synthesis); image_size (published: 224) is in ConfigBase.
     steps: int = 1000  # iterations at full size; published: 1k after the warm-up (20k single-resolution)
     warmup_steps: int = 2000  # iterations at warmup_size first; published: 2k
     warmup_size: int = 112  # published: 112 (half of 224), then nearest-neighbour up-sampling
@@ -129,31 +111,23 @@ class DeepInversionConfig:
     # Optimizer.
     lr: float = 0.25  # Adam lr on the normalized input, from noise; published: 0.25 (converted to pixels by refine)
     init_lr: float = 0.05  # the same, from an init image (not published; see the class docstring)
-    betas: tuple[float, float] = (0.5, 0.9)  # published: (0.5, 0.9)
-    lr_schedule: Literal["cosine", "constant"] = "cosine"  # published: cosine decay
+    betas: tuple[float, float] = (0.5, 0.9)  # published: (0.5, 0.9); lr_schedule (cosine, published) is in ConfigBase
 
-    # What Adam moves (piikit option, see piikit.param): "pixels" (DeepInversion) or "fourier".
-    param: ParamKind = "pixels"
-
-    # Speed, no effect on the maths beyond rounding.
-    amp: bool = False
-    channels_last: bool = False
+    KIND: ClassVar[str] = "DeepInversion"
 
     def __post_init__(self) -> None:
-        if self.param not in PARAM_KINDS:
-            raise ValueError(f"param must be one of {', '.join(PARAM_KINDS)}, got {self.param!r}")
+        super().__post_init__()
         weights = (self.bn_weight, self.first_bn_multiplier, self.tv_weight, self.tv_l1_weight, self.l2_weight)
         if any(w < 0 for w in weights):
             raise ValueError("prior weights and first_bn_multiplier must be >= 0")
-        if self.bn_prior not in ("auto", "required", "off"):
-            raise ValueError(f"bn_prior must be 'auto', 'required' or 'off', got {self.bn_prior!r}")
+        if self.bn_prior not in BN_PRIOR_MODES:
+            raise ValueError(f"bn_prior must be one of {', '.join(BN_PRIOR_MODES)}, got {self.bn_prior!r}")
         if self.steps < 1 or self.warmup_steps < 0:
             raise ValueError(f"need steps >= 1 and warmup_steps >= 0, got {self.steps}, {self.warmup_steps}")
-        if self.warmup_size < 8 or (self.image_size is not None and self.image_size < 8):
-            raise ValueError("image_size and warmup_size must be >= 8")
-        if self.jitter < 0 or not 0.0 <= self.flip <= 1.0 or self.lr <= 0 or self.init_lr <= 0:
-            raise ValueError("jitter must be >= 0, flip in [0, 1] and lr, init_lr > 0")
-        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        if self.warmup_size < 8:
+            raise ValueError("warmup_size must be >= 8")
+        if self.init_lr <= 0:
+            raise ValueError("init_lr must be > 0")
 
     @property
     def total_steps(self) -> int:
@@ -161,19 +135,9 @@ class DeepInversionConfig:
         ``warmup=True``."""
         return self.steps + (self.warmup_steps if self.warmup is not False else 0)
 
-    def replace(self, **overrides: Any) -> "DeepInversionConfig":
-        """A copy with some fields changed; ``None`` values mean "keep"."""
-        fields = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - fields)
-        if unknown:
-            raise TypeError(
-                f"unknown DeepInversion setting(s): {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
-            )
-        changes = {k: v for k, v in overrides.items() if v is not None}
-        return dataclasses.replace(self, **changes) if changes else self
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    @classmethod
+    def presets(cls) -> Mapping[str, DeepInversionConfig]:
+        return DEEPINVERSION_PRESETS
 
 
 DEEPINVERSION_PRESETS: dict[str, DeepInversionConfig] = {
@@ -187,18 +151,13 @@ DEEPINVERSION_PRESETS: dict[str, DeepInversionConfig] = {
 
 
 def _config(config: str | DeepInversionConfig, overrides: dict[str, Any]) -> DeepInversionConfig:
-    if isinstance(config, str):
-        if config not in DEEPINVERSION_PRESETS:
-            choices = ", ".join(DEEPINVERSION_PRESETS)
-            raise ValueError(f"unknown DeepInversion preset {config!r}; choose one of {choices}")
-        config = DEEPINVERSION_PRESETS[config]
     overrides = dict(overrides)
     # An explicit, positive bn_weight is a request for the BatchNorm prior: make it required
     # (unless bn_prior is given too), so a model without BatchNorm fails loudly.
     bn_weight = overrides.get("bn_weight")
     if bn_weight is not None and overrides.get("bn_prior") is None:
         overrides["bn_prior"] = "required" if bn_weight > 0 else "off"
-    return config.replace(**overrides)
+    return DeepInversionConfig.make(config, **overrides)
 
 
 def _bn_enabled(clf: Classifier, cfg: DeepInversionConfig) -> bool:
@@ -270,8 +229,9 @@ def refine(
     model: Classifier | nn.Module | str,
     init: InversionResult | torch.Tensor | None = None,
     targets: int | str | Sequence[int | str] | None = None,
-    config: str | DeepInversionConfig | None = None,
+    preset: str | DeepInversionConfig | None = None,
     *,
+    config: str | DeepInversionConfig | None = None,
     seed: int | None = 0,
     device: str | torch.device | None = "auto",
     terms: Sequence[LossTerm] = (),
@@ -299,7 +259,8 @@ def refine(
         init: a PII :class:`~piikit.InversionResult` (its images and targets), K×C×H×W
             images in [0, 1] (C: the model's input channels), or None to start from noise.
         targets: the K target classes; default: ``init.targets`` for a result.
-        config: a preset name or a :class:`DeepInversionConfig`. Default: ``"refine"``
+        preset: a preset name or a :class:`DeepInversionConfig` (the same argument as
+            :func:`piikit.invert`'s; ``config=`` is its older name and still works). Default: ``"refine"``
             (settings measured to keep a PII image's class and smooth it) with an init
             image, ``"paper"`` (the published settings) from noise. Also ``"fast"``
             (200 + 100 steps of the published weights, for CPUs) and ``"preview"`` (seconds).
@@ -321,9 +282,11 @@ def refine(
 
     >>> refined = refine("efficientnet_lite0", init=pii_result)  # doctest: +SKIP
     """
-    if config is None:
-        config = "paper" if init is None else "refine"
-    cfg = _config(config, overrides)
+    if preset is None:
+        preset = config  # the older keyword
+    if preset is None:
+        preset = "paper" if init is None else "refine"
+    cfg = _config(preset, overrides)
     dev = resolve_device(device)
     clf = load_model(model).to(dev)
     images: torch.Tensor | None

@@ -51,19 +51,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import PiikitError, UnsupportedModelError
-from .labels import resolve_class
-from .models import Classifier, frozen, load_model
+from piikit.errors import UnsupportedModelError
+from piikit.labels import resolve_class
+from piikit.models import Classifier, frozen, load_model
+from piikit.device import module_device
+from piikit.models.layers import find_layer, forward_hooks, list_layers
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .result import InversionResult
+    from piikit.engine.result import InversionResult
 
 __all__ = [
     "METHODS",
-    "UnknownLayerError",
     "attribute",
     "attribute_compare",
     "list_layers",
@@ -90,10 +91,6 @@ Target = Union[int, str, Sequence[Union[int, str]], torch.Tensor, None]
 ModelLike = Union[Classifier, nn.Module, str]
 
 
-class UnknownLayerError(PiikitError, LookupError):
-    """A layer name that is not a module of the model."""
-
-
 # --------------------------------------------------------------------------- helpers
 def _method_name(method: str) -> str:
     key = method.strip().lower().replace("-", "_").replace(" ", "_")
@@ -103,34 +100,6 @@ def _method_name(method: str) -> str:
         hint = f"; did you mean {', '.join(_ALIASES.get(c, c) for c in dict.fromkeys(close))}?" if close else ""
         raise ValueError(f"unknown attribution method {method!r}{hint} (choose one of {', '.join(METHODS)})")
     return key
-
-
-def list_layers(model: ModelLike) -> list[str]:
-    """The names :func:`attribute` accepts as ``layer=``: timm/torch module names of the
-    network inside the classifier (``"blocks.6"``, ``"conv_head"``, ``"blocks.5.norm1"``)."""
-    with _classifier(model) as clf:
-        return [name for name, _ in clf.model.named_modules() if name]
-
-
-def _find_layer(clf: Classifier, layer: str | nn.Module) -> tuple[str, nn.Module]:
-    """A layer by its timm/torch name in the wrapped network (``"model."`` prefix optional)."""
-    if isinstance(layer, nn.Module):
-        for name, module in clf.named_modules():
-            if module is layer:
-                return name.removeprefix("model.") or type(layer).__name__, layer
-        raise UnknownLayerError(f"the given {type(layer).__name__} module is not a layer of {clf.name}")
-    modules = dict(clf.model.named_modules())
-    modules.pop("", None)
-    name = layer.strip()
-    if name not in modules and name.startswith("model.") and name.removeprefix("model.") in modules:
-        name = name.removeprefix("model.")
-    if name not in modules:
-        close = difflib.get_close_matches(name, list(modules), n=5, cutoff=0.5)
-        hint = f"; close matches: {', '.join(close)}" if close else ""
-        raise UnknownLayerError(
-            f"{clf.name} has no layer {layer!r}{hint} (list them with piikit.attribution.list_layers(model))"
-        )
-    return name, modules[name]
 
 
 def _token_grid(net: nn.Module) -> tuple[int, tuple[int, int]] | None:
@@ -146,17 +115,15 @@ def _token_grid(net: nn.Module) -> tuple[int, tuple[int, int]] | None:
 def _captured_shapes(modules: Mapping[str, nn.Module]) -> Iterator[list[tuple[str, tuple[int, ...]]]]:
     """Record (name, output shape) of each module as it finishes; hooks always removed."""
     seen: list[tuple[str, tuple[int, ...]]] = []
-    handles = []
-    try:
-        for name, module in modules.items():
-            def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
-                if isinstance(out, torch.Tensor):
-                    seen.append((name, tuple(out.shape)))
-            handles.append(module.register_forward_hook(hook))
+
+    def recorder(name: str) -> Any:
+        def hook(_m: nn.Module, _i: Any, out: Any) -> None:
+            if isinstance(out, torch.Tensor):
+                seen.append((name, tuple(out.shape)))
+        return hook
+
+    with forward_hooks([(module, recorder(name)) for name, module in modules.items()]):
         yield seen
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _layer_kind(shape: tuple[int, ...], grid: tuple[int, tuple[int, int]] | None) -> tuple[str, int] | None:
@@ -197,7 +164,7 @@ def default_layer(model: ModelLike) -> str:
     'bn2'
     """
     with _classifier(model) as clf:
-        device = next((p.device for p in clf.parameters()), torch.device("cpu"))
+        device = module_device(clf)
         return _default_layer(clf, torch.zeros(1, 3, *clf.input_size, device=device))
 
 
@@ -306,7 +273,7 @@ def attribute(
     if layer is not None and name != "gradcam":
         raise ValueError(f"layer= applies to Grad-CAM only, not to {name}")
     with _classifier(model) as clf:
-        device = next((p.device for p in clf.parameters()), torch.device("cpu"))
+        device = module_device(clf)
         x = images.detach().to(device=device, dtype=torch.float32).clone()
         captum_target = _targets(target, len(x), clf, x)
         if name == "gradcam":
@@ -346,7 +313,7 @@ def _gradcam(clf: Classifier, x: torch.Tensor, target: Any, layer: str | nn.Modu
              kwargs: dict[str, Any]) -> torch.Tensor:
     from captum.attr import LayerActivation, LayerAttribution, LayerGradCam, LayerGradientXActivation
 
-    layer_name, module = _find_layer(clf, layer if layer is not None else _default_layer(clf, x))
+    layer_name, module = find_layer(clf, layer if layer is not None else _default_layer(clf, x))
     grid = _token_grid(clf.model)
     shape = dict(_probe(clf, {layer_name: module}, x.device, x[:1])).get(layer_name)
     kind = _layer_kind(shape, grid) if shape is not None else None
@@ -473,7 +440,7 @@ def _figure_axes(nrows: int, ncols: int, size: float, axes: Sequence["Axes"] | N
         if len(axes) < nrows * ncols:
             raise ValueError(f"need {nrows * ncols} axes, got {len(axes)}")
         return axes[0].figure, axes
-    from .viz import new_figure
+    from piikit.interfaces.viz import new_figure
 
     fig = new_figure(figsize=(size * ncols, size * nrows + 0.4))
     return fig, list(fig.subplots(nrows, ncols, squeeze=False).ravel())

@@ -19,7 +19,6 @@ Activations are read through forward hooks and understood by their shape: N×C×
 from __future__ import annotations
 
 import contextlib
-import difflib
 import numbers
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from piikit.device import module_device
+from piikit.models.layers import forward_hooks, resolve_layer
 
 __all__ = [
     "Batch",
@@ -41,7 +43,6 @@ __all__ = [
     "LossTerm",
     "attached",
     "capture_activation",
-    "resolve_layer",
 ]
 
 Layout = Literal["auto", "channels_first", "channels_last"]
@@ -167,33 +168,12 @@ class ClassObjective(Objective):
 
 
 # --------------------------------------------------------------------------- feature objectives
-def resolve_layer(model: nn.Module, layer: str) -> nn.Module:
-    """The submodule called ``layer``, by its timm/torch name (``"blocks.3"``,
-    ``"layer2.0.conv1"``). For a :class:`~piikit.Classifier`, names are those of the wrapped
-    network (``model.model``); the wrapper's own prefix ``"model."`` also works.
-
-    Raises:
-        LookupError: with the closest names, if there is no such layer.
-    """
-    inner = getattr(model, "model", None)
-    candidates = [inner, model] if isinstance(inner, nn.Module) else [model]
-    for root in candidates:
-        try:
-            return root.get_submodule(layer)
-        except AttributeError:
-            continue
-    names = [n for n, _ in candidates[0].named_modules() if n]
-    close = difflib.get_close_matches(layer, names, n=5, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; layers include {', '.join(names[:8])}, ..."
-    raise LookupError(f"the model has no layer named {layer!r}{hint}")
-
-
 def _first_tensor(output: object) -> torch.Tensor:
     if isinstance(output, torch.Tensor):
         return output
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
         return output[0]
-    from .errors import UnsupportedModelError
+    from piikit.errors import UnsupportedModelError
 
     raise UnsupportedModelError(f"the hooked layer returned {type(output).__name__}, not a tensor")
 
@@ -216,7 +196,7 @@ def _canonical(act: torch.Tensor, layout: Layout) -> tuple[torch.Tensor, tuple[i
         if layout == "channels_last":
             return act.flatten(1, 2).transpose(1, 2), (act.shape[1], act.shape[2])
         return act.flatten(2), (act.shape[2], act.shape[3])
-    from .errors import UnsupportedModelError
+    from piikit.errors import UnsupportedModelError
 
     raise UnsupportedModelError(f"cannot interpret an activation of shape {tuple(act.shape)} as features")
 
@@ -228,7 +208,7 @@ class FeatureObjective(Objective):
     activation in N×D×P form; the loss is its negative.
 
     Args:
-        layer: the module's name in the model (see :func:`resolve_layer`).
+        layer: the module's name in the model (see :func:`piikit.models.layers.find_layer`).
         layout: how to read a 3-d or 4-d activation (see the module docstring); ``"auto"``
             treats N×L×D as tokens with features last and N×C×H×W as channels first.
     """
@@ -254,14 +234,10 @@ class FeatureObjective(Objective):
     @contextlib.contextmanager
     def _hooked(self, model: nn.Module) -> Iterator[None]:
         module = resolve_layer(model, self.layer)
-        handles = []
         try:
-            handles.append(model.register_forward_pre_hook(self._clear))
-            handles.append(module.register_forward_hook(self._store))
-            yield
+            with forward_hooks([(module, self._store)], pre_hooks=[(model, self._clear)]):
+                yield
         finally:
-            for handle in handles:
-                handle.remove()
             self._activation = None
 
     def hooks(self, model: nn.Module) -> contextlib.AbstractContextManager[None]:
@@ -289,12 +265,11 @@ class FeatureObjective(Objective):
     def measure(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         """(N,) the quantity this objective maximises, for ``images`` in [0, 1] (no
         augmentation): e.g. to compare an image before and after optimizing it."""
-        from .models import load_model
+        from piikit.models import load_model
 
         clf = load_model(model)
-        device = next((p.device for p in clf.parameters()), torch.device("cpu"))
         with self.hooks(clf):
-            clf(images.to(device))
+            clf(images.to(module_device(clf)))
             return self._scores().cpu()
 
 
@@ -403,16 +378,12 @@ def capture_activation(model: nn.Module, layer: str, images: torch.Tensor) -> to
     >>> capture_activation(model, "blocks.1", images).shape  # doctest: +SKIP
     torch.Size([1, 197, 192])
     """
-    from .models import load_model
+    from piikit.models import load_model
 
     clf = load_model(model)
     captured: list[torch.Tensor] = []
-    handle = resolve_layer(clf, layer).register_forward_hook(lambda m, a, out: captured.append(_first_tensor(out)))
-    try:
-        device = next((p.device for p in clf.parameters()), torch.device("cpu"))
-        clf(images.to(device))
-    finally:
-        handle.remove()
+    with forward_hooks([(resolve_layer(clf, layer), lambda m, a, out: captured.append(_first_tensor(out)))]):
+        clf(images.to(module_device(clf)))
     if not captured:
         raise RuntimeError(f"layer {layer!r} did not run in the forward pass")
     return captured[-1].cpu()

@@ -17,15 +17,15 @@ or ``ipympl``; where the inline printer is registered it takes precedence for th
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from piikit.images import figure_png, to_numpy_image
 
 __all__ = ["NotebookFigure", "new_figure", "to_numpy_image", "show_image", "image_grid", "filmstrip", "plot_history"]
 
@@ -34,24 +34,13 @@ class NotebookFigure(Figure):
     """A matplotlib ``Figure`` that Jupyter displays as a PNG without pyplot."""
 
     def _repr_png_(self) -> bytes:
-        buffer = io.BytesIO()
-        self.savefig(buffer, format="png", bbox_inches="tight")
-        return buffer.getvalue()
+        return figure_png(self, dpi=None, bbox_inches="tight")
 
 
 def new_figure(**kwargs: Any) -> NotebookFigure:
     """A figure for piikit's plots (``Figure``'s keywords; constrained layout by default)."""
     kwargs.setdefault("layout", "constrained")
     return NotebookFigure(**kwargs)
-
-
-def to_numpy_image(image: torch.Tensor) -> np.ndarray:
-    """A C×H×W tensor in [0, 1] as an H×W×C float array (what matplotlib and Captum
-    expect); a 1-channel image becomes H×W."""
-    if image.ndim != 3:
-        raise ValueError(f"expected one C×H×W image, got shape {tuple(image.shape)}")
-    array = image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-    return array[..., 0] if array.shape[-1] == 1 else array
 
 
 def show_image(ax: Axes, image: torch.Tensor, **kwargs: Any) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import io
 import json
 import math
 import os
@@ -44,13 +43,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import InversionConfig, make_config
-from .device import resolve_device
-from .errors import InversionFailed
-from .inversion import Inversion
-from .labels import resolve_classes
-from .models import Classifier, load_model
-from .result import InversionResult
+from piikit.engine.config import DEFAULT_PRESET, InversionConfig, make_config
+from piikit.device import resolve_device
+from piikit.errors import InversionFailed
+from piikit.engine.inversion import Inversion
+from piikit.labels import resolve_classes
+from piikit.models import Classifier, load_model
+from piikit.engine.result import InversionResult
 
 __all__ = ["sweep", "SweepSummary", "parse_classes", "shard", "contact_sheet"]
 
@@ -104,31 +103,50 @@ def shard(work: Sequence[Any], rank: int, world_size: int) -> list[Any]:
 
 
 @dataclass(frozen=True)
-class _Dist:
+class Dist:
+    """This process's place in a torchrun job (rank 0 of 1 without one)."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
     local_world_size: int = 1
 
     @classmethod
-    def from_env(cls) -> "_Dist":
+    def from_env(cls) -> "Dist":
         env = os.environ
         world = int(env.get("WORLD_SIZE", 1))
         return cls(int(env.get("RANK", 0)), world, int(env.get("LOCAL_RANK", 0)),
                    int(env.get("LOCAL_WORLD_SIZE", world)))
 
 
-def _device_for(request: str | torch.device | None, dist: _Dist) -> torch.device:
+def device_for(request: str | torch.device | None, dist: Dist) -> torch.device:
+    """The device of this rank: under torchrun, CUDA ranks take GPU ``LOCAL_RANK``. Changes nothing."""
     device = resolve_device(request)
     if device.type == "cuda" and device.index is None and dist.world_size > 1:
         device = torch.device("cuda", dist.local_rank % torch.cuda.device_count())
+    return device
+
+
+def configure_process(device: torch.device, dist: Dist) -> None:
+    """The runner's process-wide settings (the ``piikit sweep`` command makes them, a library
+    call of :func:`sweep` does not): the current CUDA device, and each CPU rank's share of the cores."""
     if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)  # what nccl and bare .cuda() calls in user models use
     elif device.type == "cpu" and dist.local_world_size > 1:
         # torchrun sets OMP_NUM_THREADS=1; ranks sharing a CPU split its cores instead.
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         torch.set_num_threads(max(1, cores // dist.local_world_size))
-    return device
+
+
+@contextmanager
+def runner_process(device: str | torch.device | None = "auto") -> Iterator[None]:
+    """Process-wide set-up for a sweep run as a program (the ``piikit sweep`` command, or a
+    script torchrun starts): the CUDA device and CPU share of this rank, and SIGTERM (how
+    torchrun stops workers) raised as Ctrl-C while the block runs, so finished classes are kept."""
+    dist = Dist.from_env()
+    configure_process(device_for(device, dist), dist)
+    with _sigterm_as_interrupt():
+        yield
 
 
 def _slug(text: str) -> str:
@@ -172,7 +190,7 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{k} {flat_old.get(k)!r} -> {flat_new.get(k)!r}" for k in flat_new if flat_old.get(k) != flat_new.get(k)]
 
 
-def _check_settings(out: Path, settings: dict[str, Any], force: bool, dist: _Dist) -> None:
+def _check_settings(out: Path, settings: dict[str, Any], force: bool, dist: Dist) -> None:
     path = out / SETTINGS_FILE
     if path.is_file():
         changed = _differences(json.loads(path.read_text()).get("settings", {}), settings)
@@ -212,7 +230,7 @@ def _one(result: InversionResult, k: int, extra: dict[str, Any]) -> InversionRes
     )
 
 
-def _commit(result: InversionResult, folder: Path, tmp: Path, batch: int, dist: _Dist, out: Path) -> None:
+def _commit(result: InversionResult, folder: Path, tmp: Path, batch: int, dist: Dist, out: Path) -> None:
     """Save each target of ``result`` as NNNN_name.png + .result.json, then log it."""
     for k, target in enumerate(result.targets):
         stem = _stem(target, result.class_names)
@@ -235,10 +253,8 @@ def _commit(result: InversionResult, folder: Path, tmp: Path, batch: int, dist: 
 def contact_sheet(folder: str | Path, size: int = 112) -> Path | None:
     """Draw every finished class in a sweep's model folder into ``contact_sheet.png``,
     titled "idx: name" and the model's target probability; None if there is none."""
-    import numpy as np
-    from PIL import Image
-
-    from .viz import image_grid
+    from piikit.images import figure_png, read_png
+    from piikit.interfaces.viz import image_grid
 
     folder = Path(folder)
     metas = sorted(folder.glob("*.result.json"))
@@ -247,18 +263,15 @@ def contact_sheet(folder: str | Path, size: int = 112) -> Path | None:
     images, titles = [], []
     for meta_path in metas:
         meta = json.loads(meta_path.read_text())
-        with Image.open(folder / meta["files"][0]) as png:
-            image = torch.from_numpy(np.asarray(png.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
+        image = read_png(folder / meta["files"][0])
         if image.shape[-1] > size:  # a thousand full-size images would not fit in one figure
             image = torch.nn.functional.interpolate(image[None], size=(size, size), mode="area")[0]
         images.append(image)
         prob = (meta.get("final_probs") or [None])[0]
         titles.append(meta["targets"][0]["label"] + ("" if prob is None else f"\np={prob:.2f}"))
     fig = image_grid(images, titles, ncols=max(min(len(images), 6), math.ceil(math.sqrt(len(images)))), size=1.8)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
     path = folder / SHEET_FILE
-    _write_atomic(path, buffer.getvalue())
+    _write_atomic(path, figure_png(fig, dpi=80))
     return path
 
 
@@ -287,7 +300,7 @@ def _model_name(model: str | nn.Module) -> str:
 def sweep(
     models: str | nn.Module | Sequence[str | nn.Module],
     classes: int | str | Sequence[int | str],
-    preset: str | InversionConfig = "fast",
+    preset: str | InversionConfig = DEFAULT_PRESET,
     out: str | Path = "runs",
     *,
     batch: int = 1,
@@ -344,7 +357,7 @@ def sweep(
     if len(set(folders)) != len(folders):
         raise ValueError(f"two models share an output folder name: {', '.join(folders)}")
     out = Path(out)
-    dist = _Dist.from_env()
+    dist = Dist.from_env()
     settings = _settings(config, seed, batch)
 
     def load(model: str | nn.Module) -> Classifier:
@@ -358,7 +371,7 @@ def sweep(
         targets = list(dict.fromkeys(resolve_classes(wanted, loaded[1].class_names)))
         work += [(m, tuple(targets[i : i + batch])) for i in range(0, len(targets), batch)]
     _check_settings(out, settings, force, dist)
-    run_device = _device_for(device, dist)
+    run_device = device_for(device, dist)
     if dist.world_size > 1:
         import torch.distributed as torch_dist
 
@@ -372,34 +385,33 @@ def sweep(
     interrupted = False
     say = (lambda text: print(f"[rank {dist.rank}] {text}", flush=True)) if dist.world_size > 1 else (
         lambda text: print(text, flush=True))
-    try:
-        with _sigterm_as_interrupt():
-            for m, targets in mine:
-                folder = out / folders[m]
-                folder.mkdir(parents=True, exist_ok=True)
-                if loaded[0] != m:
-                    loaded = (m, load(model_list[m]))
-                model = loaded[1].to(run_device)
-                todo = [t for t in targets if not _finished(folder, _stem(t, model.class_names), settings)]
-                skipped += len(targets) - len(todo)
-                if not todo:
-                    continue
-                try:
-                    result = Inversion(model, todo, config, seed=seed, device=run_device,
-                                       progress=progress and dist.world_size == 1).run()
-                except InversionFailed as failure:
-                    failed.append(f"{folders[m]}/{todo}: {failure}")
-                    say(f"failed {folders[m]} {todo}: {failure}")
-                    continue
-                if result.stop_reason == "interrupted":
-                    interrupted = True
-                    break
-                _commit(result, folder, tmp, batch, dist, out)
-                done += len(todo)
-                if progress:
-                    probs = [] if result.final_probs is None else result.final_probs.tolist()
-                    for lab, p in zip(result.labels, probs):
-                        say(f"{folders[m]}: {lab}  p={p:.3f}")
+    try:  # Ctrl-C (or SIGTERM under runner_process) stops the loop; finished classes are kept
+        for m, targets in mine:
+            folder = out / folders[m]
+            folder.mkdir(parents=True, exist_ok=True)
+            if loaded[0] != m:
+                loaded = (m, load(model_list[m]))
+            model = loaded[1].to(run_device)
+            todo = [t for t in targets if not _finished(folder, _stem(t, model.class_names), settings)]
+            skipped += len(targets) - len(todo)
+            if not todo:
+                continue
+            try:
+                result = Inversion(model, todo, config, seed=seed, device=run_device,
+                                   progress=progress and dist.world_size == 1).run()
+            except InversionFailed as failure:
+                failed.append(f"{folders[m]}/{todo}: {failure}")
+                say(f"failed {folders[m]} {todo}: {failure}")
+                continue
+            if result.stop_reason == "interrupted":
+                interrupted = True
+                break
+            _commit(result, folder, tmp, batch, dist, out)
+            done += len(todo)
+            if progress:
+                probs = [] if result.final_probs is None else result.final_probs.tolist()
+                for lab, p in zip(result.labels, probs):
+                    say(f"{folders[m]}: {lab}  p={p:.3f}")
     except KeyboardInterrupt:
         interrupted = True
     if interrupted:
@@ -409,7 +421,7 @@ def sweep(
     return SweepSummary(out=out, done=done, skipped=skipped, failed=tuple(failed), interrupted=interrupted)
 
 
-def _finish(out: Path, folders: Sequence[str], sheets: bool, dist: _Dist, wait: bool) -> None:
+def _finish(out: Path, folders: Sequence[str], sheets: bool, dist: Dist, wait: bool) -> None:
     """Wait for every rank, then rank 0 draws the contact sheets and clears temporaries
     (an interrupted rank does not wait: the others are being interrupted too)."""
     if dist.world_size > 1:

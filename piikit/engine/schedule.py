@@ -26,15 +26,27 @@ Every stage must grow the image by at least a pixel, so ``stages`` is at most
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["StageSchedule", "ScheduleMode", "paste_center"]
+__all__ = ["StageSchedule", "ScheduleMode", "SCHEDULE_MODES", "BorderFill", "BORDER_FILLS", "fill", "paste_center"]
 
 ScheduleMode = Literal["zoom+center", "zoom", "center", "none"]
-_MODES = ("zoom+center", "zoom", "center", "none")
+SCHEDULE_MODES: tuple[str, ...] = get_args(ScheduleMode)
+BorderFill = Literal["noise", "grey"]
+BORDER_FILLS: tuple[str, ...] = get_args(BorderFill)
+
+
+def fill(kind: BorderFill, batch: int, size: int, generator: torch.Generator | None = None,
+         device: torch.device | None = None, channels: int = 3, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A ``batch``×channels×size×size image of the border fill: uniform noise or mid-grey."""
+    if kind == "noise":
+        return torch.rand(batch, channels, size, size, generator=generator, device=device, dtype=dtype)
+    if kind == "grey":
+        return torch.full((batch, channels, size, size), 0.5, device=device, dtype=dtype)
+    raise ValueError(f"unknown border fill {kind!r}; choose one of {', '.join(BORDER_FILLS)}")
 
 
 def paste_center(canvas: torch.Tensor, patch: torch.Tensor) -> torch.Tensor:
@@ -62,8 +74,8 @@ class StageSchedule:
     channels: int = 3
 
     def __post_init__(self) -> None:
-        if self.mode not in _MODES:
-            raise ValueError(f"unknown schedule {self.mode!r}; choose one of {', '.join(_MODES)}")
+        if self.mode not in SCHEDULE_MODES:
+            raise ValueError(f"unknown schedule {self.mode!r}; choose one of {', '.join(SCHEDULE_MODES)}")
         if self.stages < 1 or self.image_size < 8 or self.channels < 1:
             raise ValueError(
                 f"need stages >= 1, image_size >= 8 and channels >= 1, got {self.stages}, {self.image_size}, {self.channels}"
@@ -95,10 +107,17 @@ class StageSchedule:
             return self.sizes[stage - 1]
         return self.sizes[stage]
 
-    def initial(self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
-        """The first stage's image: uniform noise, ``batch``×channels×s×s."""
+    def initial(self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None,
+                border: BorderFill = "noise") -> torch.Tensor:
+        """The first stage's image, ``batch``×channels×s×s: uniform noise (the paper), or for
+        ``border="grey"`` mid-grey with faint noise (±0.05). The noise matters: for a model
+        whose input normalization maps 0.5 to 0 (Lite's mean = 0.5), a flat grey image can be
+        a point where every ReLU input is 0 and the gradient vanishes."""
         s = self.sizes[0]
-        return torch.rand(batch, self.channels, s, s, generator=generator, device=device)
+        noise = torch.rand(batch, self.channels, s, s, generator=generator, device=device)
+        if border == "noise":
+            return noise
+        return fill(border, batch, s, generator, device, self.channels) + (noise - 0.5) * 0.1
 
     def canvas(self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor | None:
         """The fixed full-size noise around the patch (``center`` mode only)."""
@@ -108,9 +127,11 @@ class StageSchedule:
 
     def grow(
         self, image: torch.Tensor, stage: int, generator: torch.Generator | None = None,
-        canvas: torch.Tensor | None = None,
+        canvas: torch.Tensor | None = None, border: BorderFill = "noise",
     ) -> torch.Tensor:
-        """The starting image of ``stage`` made from the previous stage's final ``image``."""
+        """The starting image of ``stage`` made from the previous stage's final ``image``:
+        upsampled to the paste size and pasted in the centre of a new canvas filled with
+        ``border`` (``"noise"``: uniform noise, the paper; ``"grey"``: mid-grey)."""
         size, paste = self.sizes[stage], self.paste_size(stage)
         image = image.detach()
         if self.mode == "none":
@@ -123,8 +144,8 @@ class StageSchedule:
             image = F.interpolate(image, size=(paste, paste), mode="bilinear", align_corners=False)
         if paste == size:
             return image
-        noise = torch.rand(image.shape[0], image.shape[1], size, size, generator=generator, device=image.device, dtype=image.dtype)
-        return paste_center(noise, image)
+        new = fill(border, image.shape[0], size, generator, image.device, image.shape[1], image.dtype)
+        return paste_center(new, image)
 
     def model_input(self, image: torch.Tensor, canvas: torch.Tensor | None) -> torch.Tensor:
         """What the model sees of the optimized ``image`` (the whole canvas in ``center``)."""

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import Classifier
+from piikit.models import Classifier
 
 __all__ = [
     "ARCHITECTURES",

@@ -1,0 +1,1 @@
+"""Analysis of inversions: scoring with other models, Captum attributions, model comparison."""

@@ -1,0 +1,74 @@
+"""Image conversion, in one place: tensors in [0, 1] ↔ numpy arrays ↔ PNG files and bytes,
+and matplotlib figures → PNG bytes.
+
+Tensors are C×H×W floats in [0, 1] (RGB, grayscale, or any channel count a model takes).
+PNGs are written as :meth:`~piikit.InversionResult.save` writes them: RGB for 3 channels,
+grayscale for 1, and any other channel count as its channels side by side in grey.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["to_uint8", "to_numpy_image", "image_png", "save_png", "read_png", "figure_png"]
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """A C×H×W image in [0, 1] as the uint8 array a PNG is written from: H×W×3 for RGB,
+    H×W (grayscale) for one channel, and for any other C its channels side by side as
+    one grayscale H×(C·W) image."""
+    pixels = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    if pixels.shape[0] == 3:
+        return pixels.permute(1, 2, 0).numpy()
+    return torch.cat(list(pixels), dim=-1).numpy()
+
+
+def to_numpy_image(image: torch.Tensor) -> np.ndarray:
+    """A C×H×W tensor in [0, 1] as an H×W×C float array (what matplotlib and Captum
+    expect); a 1-channel image becomes H×W."""
+    if image.ndim != 3:
+        raise ValueError(f"expected one C×H×W image, got shape {tuple(image.shape)}")
+    array = image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    return array[..., 0] if array.shape[-1] == 1 else array
+
+
+def image_png(image: torch.Tensor) -> bytes:
+    """PNG bytes of one C×H×W image in [0, 1] (or a K×C×H×W batch, laid side by side), as
+    :meth:`InversionResult.save` writes it (RGB, or grayscale for one channel)."""
+    if image.ndim == 4:
+        image = torch.cat(list(image), dim=-1)
+    buffer = io.BytesIO()
+    save_png(image, buffer)
+    return buffer.getvalue()
+
+
+def save_png(image: torch.Tensor, path: str | os.PathLike | Any) -> None:
+    """Write one C×H×W image in [0, 1] as a PNG file (or into a binary file object)."""
+    from PIL import Image
+
+    Image.fromarray(to_uint8(image)).save(path, format="png")
+
+
+def read_png(path: str | os.PathLike) -> torch.Tensor:
+    """A PNG (or any image PIL reads) as a 3×H×W RGB tensor in [0, 1]."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        array = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1)
+
+
+def figure_png(figure: Figure, dpi: float | None = 80, **kwargs: Any) -> bytes:
+    """PNG bytes of a matplotlib figure (works without pyplot or a display); ``dpi=None``
+    uses matplotlib's default; other keywords go to ``savefig``."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, **kwargs)
+    return buffer.getvalue()

@@ -1,0 +1,1 @@
+"""Interfaces: figures, notebook widgets, the command line and the sweep runner."""
