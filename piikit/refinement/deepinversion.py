@@ -67,16 +67,14 @@ class DeepInversionConfig(ConfigBase):
     Refining a given image (PII → DeepInversion) uses ``init_lr`` instead of ``lr``: the
     publication synthesizes from noise, and PII §5.2 gives no refinement setting. lr 0.25
     moves a pixel by up to 0.125 per step on a Lite model (std 0.5) and erases the init
-    within a few steps (measured on Lite0, a PII volcano at 128 px: target probability
-    0.98 → 0.003 and TV up 20 % after 12 steps), while 0.05 keeps the class and the layout
-    and lowers TV.
+    within a few steps, while 0.05 keeps the class and the layout and lowers TV
+    (measurements: ``docs/benchmarks.md``).
 
     The published weights were tuned for ResNet-50 with batches of 152 images. The
     statistics here are those of the K images refined together (often 1-8), whose floor is
     far from zero, and models differ: on EfficientNet-Lite0 (TF-ported BatchNorm
     statistics) the prior is about 1e4 even on a photo, so at 0.01 its gradient outweighs
-    the cross-entropy's (by ~35× on a confident PII image, measured) and can pull a weak
-    init off its class; bn_weight 1e-3 kept the class in our measurements. Tune
+    the cross-entropy's and can pull a weak init off its class. Tune
     ``bn_weight`` per model (PII §2.2 makes exactly this point about DeepInversion).
 
     Refining a PII image (the ``"refine"`` preset, :func:`refine`'s default with an init):
