@@ -41,11 +41,11 @@ _EXPORTS: dict[str, str] = {
     "attribute": "piikit.analysis.attribution",
     "attribute_compare": "piikit.analysis.attribution",
     "list_layers": "piikit.models.layers",
-    "plot_attributions": "piikit.analysis.attribution",
-    "plot_comparison": "piikit.analysis.attribution",
-    "capture_activation": "piikit.engine.objectives",
+    "plot_attributions": "piikit.interfaces.attribution_plots",
+    "plot_comparison": "piikit.interfaces.attribution_plots",
+    "capture_activation": "piikit.engine.features",
     "sweep": "piikit.interfaces.runner",
-    "explore": "piikit.interfaces.widgets",
+    "explore": "piikit.interfaces.explorer",
     # configs
     "InversionConfig": "piikit.engine.config",
     "PRESETS": "piikit.engine.config",
@@ -53,8 +53,8 @@ _EXPORTS: dict[str, str] = {
     "DEEPINVERSION_PRESETS": "piikit.refinement.deepinversion",
     # the loop, results and models
     "Inversion": "piikit.engine.inversion",
-    "StepState": "piikit.engine.inversion",
-    "Callback": "piikit.engine.inversion",
+    "StepState": "piikit.engine.callbacks",
+    "Callback": "piikit.engine.callbacks",
     "InversionResult": "piikit.engine.result",
     "Comparison": "piikit.analysis.comparison",
     "SweepSummary": "piikit.interfaces.runner",
@@ -62,9 +62,9 @@ _EXPORTS: dict[str, str] = {
     # objectives and loss terms (``invert(objective=..., terms=...)``)
     "Objective": "piikit.engine.objectives",
     "ClassObjective": "piikit.engine.objectives",
-    "ChannelObjective": "piikit.engine.objectives",
-    "NeuronObjective": "piikit.engine.objectives",
-    "DirectionObjective": "piikit.engine.objectives",
+    "ChannelObjective": "piikit.engine.features",
+    "NeuronObjective": "piikit.engine.features",
+    "DirectionObjective": "piikit.engine.features",
     "LossTerm": "piikit.engine.objectives",
     "TotalVariation": "piikit.refinement.priors",
     "L2Prior": "piikit.refinement.priors",
@@ -102,8 +102,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from piikit.analysis.attribution import attribute as attribute
     from piikit.analysis.attribution import attribute_compare as attribute_compare
     from piikit.models.layers import list_layers as list_layers
-    from piikit.analysis.attribution import plot_attributions as plot_attributions
-    from piikit.analysis.attribution import plot_comparison as plot_comparison
+    from piikit.interfaces.attribution_plots import plot_attributions as plot_attributions
+    from piikit.interfaces.attribution_plots import plot_comparison as plot_comparison
     from piikit.analysis.comparison import Comparison as Comparison
     from piikit.analysis.comparison import compare as compare
     from piikit.analysis.evaluate import score as score
@@ -113,23 +113,23 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from piikit.engine.config import PRESETS as PRESETS
     from piikit.engine.config import InversionConfig as InversionConfig
     from piikit.engine.config import make_config as make_config
-    from piikit.engine.inversion import Callback as Callback
+    from piikit.engine.callbacks import Callback as Callback
     from piikit.engine.inversion import Inversion as Inversion
-    from piikit.engine.inversion import StepState as StepState
+    from piikit.engine.callbacks import StepState as StepState
     from piikit.engine.inversion import invert as invert
-    from piikit.engine.objectives import ChannelObjective as ChannelObjective
+    from piikit.engine.features import ChannelObjective as ChannelObjective
     from piikit.engine.objectives import ClassObjective as ClassObjective
-    from piikit.engine.objectives import DirectionObjective as DirectionObjective
+    from piikit.engine.features import DirectionObjective as DirectionObjective
     from piikit.engine.objectives import LossTerm as LossTerm
-    from piikit.engine.objectives import NeuronObjective as NeuronObjective
+    from piikit.engine.features import NeuronObjective as NeuronObjective
     from piikit.engine.objectives import Objective as Objective
-    from piikit.engine.objectives import capture_activation as capture_activation
+    from piikit.engine.features import capture_activation as capture_activation
     from piikit.engine.result import InversionResult as InversionResult
     from piikit.errors import InversionFailed as InversionFailed
     from piikit.errors import PiikitError as PiikitError
     from piikit.interfaces.runner import SweepSummary as SweepSummary
     from piikit.interfaces.runner import sweep as sweep
-    from piikit.interfaces.widgets import explore as explore
+    from piikit.interfaces.explorer import explore as explore
     from piikit.labels import resolve_class as resolve_class
     from piikit.labels import search_classes as search_classes
     from piikit.models.classifier import Classifier as Classifier

@@ -27,10 +27,11 @@ def plotting_functions() -> set[str]:
     import piikit
     from piikit.analysis import attribution
     from piikit.engine import result
-    from piikit.interfaces import viz
+    from piikit.interfaces import attribution_plots, viz
 
     names = set()
-    candidates = [*vars(viz).values(), *vars(attribution).values(), *vars(piikit).values(),
+    candidates = [*vars(viz).values(), *vars(attribution).values(), *vars(attribution_plots).values(),
+                  *(getattr(piikit, n) for n in piikit.__all__),
                   *vars(result.InversionResult).values()]
     for obj in candidates:
         if inspect.isfunction(obj) and not obj.__name__.startswith("_"):

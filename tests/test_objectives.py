@@ -15,16 +15,8 @@ from torch import nn
 import piikit
 from piikit.models.layers import resolve_layer
 from piikit import Inversion, invert
-from piikit.engine.objectives import (
-    Batch,
-    ChannelObjective,
-    ClassObjective,
-    CompositeObjective,
-    DirectionObjective,
-    NeuronObjective,
-    Objective,
-    capture_activation,
-)
+from piikit.engine.features import ChannelObjective, DirectionObjective, NeuronObjective, capture_activation
+from piikit.engine.objectives import Batch, ClassObjective, CompositeObjective, Objective
 
 STEPS = dict(stages=1, steps_per_stage=10, ensemble=2, schedule="none", lr=0.05)
 

@@ -27,7 +27,7 @@ from piikit.engine.augment import ColorShift, Flip, Jitter, RandomAffine
 from piikit.engine.callbacks import Callback, StepState, as_callback
 from piikit.engine.config import DEFAULT_PRESET, InversionConfig, make_config
 from piikit.device import resolve_device
-from piikit.errors import InversionFailed
+from piikit.errors import InversionFailed, first_line
 from piikit.labels import resolve_classes
 from piikit.engine.memory import auto_micro_batch
 from piikit.engine.memory import is_out_of_memory as _is_oom
@@ -89,7 +89,7 @@ def _check_smallest_stage(model: Classifier, schedule: StageSchedule, device: to
         if _is_oom(error):
             raise
         raise ValueError(
-            f"{model.name} cannot take the first stage's {s}×{s} image ({str(error).strip().splitlines()[0]}); "
+            f"{model.name} cannot take the first stage's {s}×{s} image ({first_line(error)}); "
             f"use fewer stages (now {schedule.stages}) or a larger image_size (now {schedule.image_size})"
         ) from error
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from piikit.errors import HubUnavailableError, ModelLoadError, UnknownModelError, UnsupportedModelError, first_line
 from piikit.models.checkpoints import load_into, read_checkpoint, read_state_dict
-from piikit.models.classifier import Classifier, frozen, logits_of
+from piikit.models.classifier import Classifier, logits_of
 from piikit.device import module_device
 
 __all__ = ["load_model", "available_models", "OFFLINE_MODELS"]

@@ -1,0 +1,425 @@
+"""The explorer: one ipywidgets panel to invert a class with any setting and watch it happen.
+
+>>> piikit.explore("efficientnet_lite0", "980: volcano")  # doctest: +SKIP
+
+Why a background thread (and not asyncio): the run goes in chunks of steps
+(``Inversion.run(max_steps=n)``) on a worker thread, and the panel is refreshed between
+chunks. torch releases the GIL inside its kernels, so the kernel's main thread goes on
+handling widget messages *during* a chunk, not only between chunks: a click on Stop is seen
+at once and a step callback ends the run after the current step. A coroutine on the kernel's
+event loop would block that loop for a whole chunk, would depend on the ipykernel version
+for whether button clicks are handled while a cell's task is pending, and would need a
+running loop, which plain Python and pytest do not have; the thread works the same in a
+kernel, a script and a test, and the user can go on using other cells while it runs. The
+price: widgets are updated from the worker thread (ipywidgets sends those updates through
+the kernel's thread-safe IOPub channel) and an ``Output`` widget cannot capture it, so the
+panel shows everything through ``Image`` and ``HTML`` widgets. Interrupting the kernel does
+not reach the worker; the Stop button does. The step loop itself knows nothing of this: the
+explorer only passes a callback that records each step and honours Stop.
+"""
+from __future__ import annotations
+
+import html
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as w
+import torch
+from torch import nn
+
+from piikit.analysis.evaluate import format_scores
+from piikit.engine.callbacks import Callback, StepState
+from piikit.engine.config import DEFAULT_PRESET, PRESETS, InversionConfig, make_config
+from piikit.engine.inversion import Inversion
+from piikit.engine.result import InversionResult
+from piikit.engine.schedule import SCHEDULE_MODES
+from piikit.errors import first_line
+from piikit.images import figure_png, image_png
+from piikit.labels import imagenet_classes, label, resolve_class
+from piikit.models import Classifier, available_models, load_model
+from piikit.refinement.deepinversion import DEEPINVERSION_PRESETS, refine
+from piikit.refinement.priors import has_batchnorm
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["Explorer", "explore"]
+
+
+def _box(widget: type, **kw: Any) -> w.ValueWidget:
+    """A control of the explorer's left column: one width, one label width."""
+    return widget(style={"description_width": "110px"}, layout=w.Layout(width="330px"), **kw)
+
+
+def _knobs() -> dict[str, w.ValueWidget]:
+    """One widget per InversionConfig field worth turning; keys are the field names."""
+    return {
+        "stages": _box(w.IntSlider, min=1, max=10, description="stages"),
+        "steps_per_stage": _box(w.BoundedIntText, min=1, max=100_000, description="steps / stage"),
+        "schedule": _box(w.Dropdown, options=list(SCHEDULE_MODES), description="schedule"),
+        "ensemble": _box(w.IntSlider, min=1, max=64, description="ensemble"),
+        "color_shift": _box(w.Checkbox, description="ColorShift", indent=True),
+        "alpha": _box(w.FloatSlider, min=0.0, max=2.0, step=0.05, description="α (shift)"),
+        "beta": _box(w.FloatSlider, min=0.0, max=2.0, step=0.05, description="β (scale)"),
+        "jitter": _box(w.IntSlider, min=0, max=64, description="jitter (px)"),
+        # Text boxes, not log sliders, for rates: a slider would round the preset's value.
+        "lr": _box(w.BoundedFloatText, min=1e-6, max=10.0, step=0.005, description="lr"),
+        "tv_weight": _box(w.BoundedFloatText, min=0.0, max=1e6, step=1e-4, description="TV weight"),
+    }
+
+
+def _refine_knobs() -> dict[str, w.ValueWidget]:
+    """DeepInversion's settings worth turning; keys are DeepInversionConfig fields."""
+    return {
+        "steps": _box(w.BoundedIntText, min=1, max=100_000, description="DI steps"),
+        "bn_weight": _box(w.BoundedFloatText, min=0.0, max=1e6, step=1e-3, description="DI BN weight"),
+        "tv_weight": _box(w.BoundedFloatText, min=0.0, max=1e6, step=1e-4, description="DI TV weight"),
+        "init_lr": _box(w.BoundedFloatText, min=1e-6, max=10.0, step=0.005, description="DI lr"),
+    }
+
+
+class _Feed(Callback):
+    """Records every step (loss, target probability, stage) and honours Stop; with
+    ``refresh``, calls it every ``every`` steps (for runs that cannot be chunked)."""
+
+    def __init__(self, stop: threading.Event, refresh: Callable[[StepState], None] | None = None,
+                 every: int = 1) -> None:
+        self.stop, self.refresh, self.every = stop, refresh, every
+        self.loss: list[torch.Tensor] = []
+        self.prob: list[torch.Tensor] = []
+        self.stage: list[int] = []
+        self.last: StepState | None = None
+
+    def on_step_end(self, state: StepState) -> None:
+        self.loss.append(state.loss.detach())
+        self.prob.append(state.prob.detach())
+        self.stage.append(state.stage)
+        self.last = state
+        if self.stop.is_set():
+            state.stop("stopped")
+        elif self.refresh is not None and state.global_step % self.every == 0:
+            self.refresh(state)
+
+    def history(self) -> dict[str, torch.Tensor]:
+        n = len(self.stage)  # lists grow on the worker thread: read a consistent prefix
+        if n == 0:
+            return {"loss": torch.zeros(0), "prob": torch.zeros(0, 1), "stage": torch.zeros(0, dtype=torch.long)}
+        return {
+            "loss": torch.stack(self.loss[:n]).float().cpu(),
+            "prob": torch.stack(self.prob[:n]).float().cpu(),
+            "stage": torch.tensor(self.stage[:n]),
+        }
+
+
+class Explorer(w.VBox):
+    """One panel to invert a class with any setting, watch it optimize, stop, score and save.
+
+    Controls: model (offline names, any extra ``models``, or any name for
+    :func:`piikit.load_model` typed in), class (type to search, ``"idx: name"`` or a name),
+    preset (it fills in the knobs), every :class:`~piikit.InversionConfig` knob that
+    matters, optional DeepInversion refinement (:func:`piikit.refine`) with its weights;
+    buttons Run, Stop, Score (:meth:`InversionResult.score`) and Save
+    (:meth:`InversionResult.save`). Shown: the image being optimized (refreshed every
+    ``refresh_s`` seconds), one thumbnail per finished stage, the target-probability and
+    loss curve, a status line and the scores.
+
+    Runs go on a worker thread (see the module docstring). The same actions exist as
+    methods for scripts and tests: :meth:`run`, :meth:`stop`, :meth:`wait`, :meth:`score`,
+    :meth:`save`. A failing run shows its error in the status line and keeps the last good
+    image and result.
+
+    Args:
+        model: the initial model name (or a key of ``models``).
+        target: the initial class (``"980: volcano"``, ``"volcano"`` or an index).
+        preset: the initial preset; default ``"fast"``, as everywhere (``"preview"`` makes the first click quick).
+        models: extra models by name (modules or :class:`~piikit.Classifier`), offered
+            first in the model box, e.g. your own fine-tuned network.
+        evaluators: what Score uses (default: the offline models other than the inverted one).
+        device: ``"auto"`` or any torch device.
+        seed: the initial seed.
+        out_dir: the initial Save directory.
+        refresh_s: seconds between refreshes of the live image and curve while running.
+        **overrides: initial :class:`~piikit.InversionConfig` values over the preset
+            (``ensemble=8``); fields without a knob (``micro_batch=4``) apply to every run.
+
+    Attributes:
+        result: the last good :class:`~piikit.InversionResult` (None before the first run).
+    """
+
+    def __init__(self, model: str = "efficientnet_lite0", target: int | str = "980: volcano",
+                 preset: str = DEFAULT_PRESET, *, models: Mapping[str, nn.Module] | None = None,
+                 evaluators: Any = None, device: str | torch.device | None = "auto", seed: int = 0,
+                 out_dir: str = "out/explorer", refresh_s: float = 1.0, **overrides: Any) -> None:
+        initial = make_config(preset, **overrides)  # fails here, with suggestions, on a misspelt field
+        self.models = dict(models or {})
+        self.evaluators = evaluators
+        self.device = device
+        self.refresh_s = refresh_s
+        self.result: InversionResult | None = None
+        self.chunk = 1  # steps per chunk, adapted to refresh_s while running
+        self._loaded: dict[str, Classifier] = {}
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._feed = _Feed(self._stop)
+        self._started = 0.0
+        self._full = 224  # the last stage's image size, for thumbnail widths
+
+        self.model_box = _box(w.Combobox, options=[*self.models, *available_models()["offline"]], value=str(model),
+                             description="model", ensure_option=False)
+        self.class_box = _box(w.Combobox, options=[label(i) for i in range(len(imagenet_classes()))],
+                             value=target if isinstance(target, str) else label(target), description="class",
+                             ensure_option=False, placeholder="type to search, e.g. volcano")
+        self.preset = _box(w.Dropdown, options=list(PRESETS), value=preset, description="preset")
+        self.seed = _box(w.IntText, value=seed, description="seed")
+        self.knobs = _knobs()
+        self.refine_box = w.Checkbox(value=False, description="then refine with DeepInversion", indent=False)
+        self.refine_preset = _box(w.Dropdown, options=list(DEEPINVERSION_PRESETS), value="preview",
+                                 description="DI preset")
+        self.refine_knobs = _refine_knobs()
+        self.run_button = w.Button(description="Run", button_style="success", icon="play")
+        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.score_button = w.Button(description="Score", icon="check", disabled=True,
+                                     tooltip="classify the image with other models")
+        self.save_button = w.Button(description="Save", icon="save", disabled=True)
+        self.save_dir = _box(w.Text, value=out_dir, description="save to")
+
+        self.image = w.Image(format="png", layout=w.Layout(width="256px", height="256px", border="1px solid #ccc"))
+        self.thumbnails = w.HBox(layout=w.Layout(min_height="40px", align_items="flex-end"))
+        self.curve = w.Image(format="png", layout=w.Layout(width="480px"))
+        self.status = w.HTML("Choose a model and a class, then Run.")
+        self.scores = w.HTML()
+
+        # Stable CSS classes, for styling and for the browser test to find the parts.
+        for name, widget in {"live": self.image, "curve": self.curve, "status": self.status, "stages": self.thumbnails,
+                             **{f"knob-{k}": v for k, v in self.knobs.items()}}.items():
+            widget.add_class(f"piikit-{name}")
+        self.preset.observe(lambda _c: self._fill(self.knobs, PRESETS[self.preset.value]), names="value")
+        self.refine_preset.observe(
+            lambda _c: self._fill(self.refine_knobs, DEEPINVERSION_PRESETS[self.refine_preset.value]), names="value")
+        self._fill(self.knobs, initial)
+        # Fields without a knob (micro_batch, image_size, amp ...) still apply to every run.
+        self.fixed = {k: v for k, v in overrides.items() if k not in self.knobs}
+        self._fill(self.refine_knobs, DEEPINVERSION_PRESETS[self.refine_preset.value])
+        self.run_button.on_click(lambda _b: self.run())
+        self.stop_button.on_click(lambda _b: self.stop())
+        self.score_button.on_click(lambda _b: self.score())
+        self.save_button.on_click(lambda _b: self.save())
+
+        controls = w.VBox([
+            self.model_box, self.class_box, self.preset, self.seed, *self.knobs.values(),
+            self.refine_box, self.refine_preset, *self.refine_knobs.values(),
+            w.HBox([self.run_button, self.stop_button]), w.HBox([self.score_button, self.save_button]),
+            self.save_dir,
+        ])
+        view = w.VBox([self.image, w.HTML("<b>stages</b>"), self.thumbnails, self.curve, self.scores])
+        super().__init__([w.HBox([controls, view]), self.status])
+
+    # ------------------------------------------------------------------ state
+    @staticmethod
+    def _fill(knobs: Mapping[str, w.ValueWidget], config: Any) -> None:
+        for name, widget in knobs.items():
+            value = getattr(config, name)
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if numeric and value > getattr(widget, "max", value):
+                widget.max = value  # a bounded widget would silently clip a larger setting
+            widget.value = value
+
+    def config(self) -> InversionConfig:
+        """The inversion config the knobs describe (raises on an invalid combination)."""
+        return make_config(self.preset.value, **self.fixed, **{name: wid.value for name, wid in self.knobs.items()})
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
+
+    @property
+    def history(self) -> dict[str, torch.Tensor]:
+        """Every step of the current run so far (PII, then DeepInversion): ``loss`` (T,),
+        ``prob`` (T×1, target probability under augmentation), ``stage`` (T,)."""
+        return self._feed.history()
+
+    @property
+    def steps_done(self) -> int:
+        return len(self._feed.stage)
+
+    # ------------------------------------------------------------------ actions
+    def run(self) -> None:
+        """Start a run with the current settings (what the Run button does)."""
+        self._start(self._invert)
+
+    def stop(self) -> None:
+        """Ask the running inversion to stop after its current step; it keeps what it made."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the current run, score or save ends; False if ``timeout`` passed first."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+        return not self.running
+
+    def score(self) -> None:
+        """Classify the current image with other models and show the table (Score button)."""
+        self._start(self._score)
+
+    def save(self) -> None:
+        """Write the current result as PNG + result.json into the Save directory (Save button)."""
+        self._start(self._save)
+
+    def _start(self, job: Callable[[], None]) -> None:
+        if self.running:
+            return
+        self._stop.clear()
+        self._busy(True)
+        self._worker = threading.Thread(target=self._guarded, args=(job,), daemon=True, name="piikit-explorer")
+        self._worker.start()
+
+    def _guarded(self, job: Callable[[], None]) -> None:
+        try:
+            job()
+        except Exception as error:  # the panel must stay usable whatever a run raises
+            partial = getattr(error, "partial", None)
+            if isinstance(partial, InversionResult) and partial.images.numel():
+                self.result = partial
+            first = first_line(error) if str(error).strip() else ""
+            kept = " (the last good image is kept)" if self.image.value else ""
+            self.status.value = (f"<span style='color:#b00'><b>{type(error).__name__}</b>: "
+                                 f"{html.escape(first)}</span>{kept}")
+        finally:
+            self._busy(False)
+
+    def _busy(self, busy: bool) -> None:
+        self.run_button.disabled = busy
+        self.stop_button.disabled = not busy
+        self.score_button.disabled = busy or self.result is None
+        self.save_button.disabled = busy or self.result is None
+
+    # ------------------------------------------------------------------ jobs (worker thread)
+    def _model(self) -> Classifier:
+        name = self.model_box.value.strip()
+        if name not in self._loaded:
+            self.status.value = f"loading {html.escape(name)} …"
+            self._loaded[name] = load_model(self.models.get(name, name))
+        model = self._loaded[name]
+        names = [label(i, model.class_names) for i in range(len(model.class_names))]
+        if list(self.class_box.options) != names:
+            self.class_box.options = names
+        return model
+
+    def _target(self, model: Classifier) -> int:
+        text = str(self.class_box.value).strip()
+        head = text.split(":", 1)[0].strip()
+        return resolve_class(head if head.isdigit() else text, model.class_names)
+
+    def _invert(self) -> None:
+        config = self.config()
+        model = self._model()
+        target = self._target(model)
+        self._feed = _Feed(self._stop)
+        self.thumbnails.children = ()
+        self.scores.value = ""
+        self._started = time.perf_counter()
+        inversion = Inversion(model, target, config, seed=self.seed.value, device=self.device, progress=False,
+                              callbacks=[self._feed])
+        self._full = inversion.schedule.sizes[-1]
+        self.chunk = 1
+        while not inversion.done and not self._stop.is_set():
+            began = time.perf_counter()
+            result = inversion.run(max_steps=self.chunk)
+            self.result = result
+            self._refresh(result.images, result.snapshots)
+            per_step = (time.perf_counter() - began) / max(1, self.chunk)
+            self.chunk = max(1, min(200, int(self.refresh_s / max(per_step, 1e-6))))
+        if self.result is not None and self.result.interrupted and self.result.stop_reason is None:
+            self.result.stop_reason = "stopped"  # Stop came between two chunks
+        if self.refine_box.value and inversion.done and not self._stop.is_set():
+            self._refine(model)
+        if self.result is not None:
+            self._refresh(self.result.images, None, final=True)
+
+    def _refine(self, model: Classifier) -> None:
+        assert self.result is not None
+        pii = self.result
+        overrides = {name: wid.value for name, wid in self.refine_knobs.items()}
+        # Models without BatchNorm get TV/L2 only; saying so here beats a warning nobody sees.
+        overrides["bn_prior"] = "auto" if has_batchnorm(model) and overrides["bn_weight"] > 0 else "off"
+        per_step = max((time.perf_counter() - self._started) / max(1, self.steps_done), 1e-6)
+        feed = self._feed
+        feed.refresh = lambda state: self._refresh(state.image.cpu(), None)
+        feed.every = max(1, int(self.refresh_s / per_step))
+        refined = refine(model, init=pii, config=self.refine_preset.value, seed=self.seed.value,
+                         device=self.device, progress=False, callbacks=[feed], **overrides)
+        feed.refresh = None
+        refined.extra["pii"] = {"steps_done": pii.steps_done, "final_probs": pii.final_probs.tolist()
+                                if pii.final_probs is not None else None}
+        self.result = refined
+
+    def _refresh(self, images: torch.Tensor, snapshots: Sequence[torch.Tensor] | None, final: bool = False) -> None:
+        """Show the live image, new stage thumbnails, the curve and the status line."""
+        self.image.value = image_png(images[0])
+        if snapshots is not None and len(snapshots) > len(self.thumbnails.children):
+            # Thumbnails keep their sizes relative to the final stage, so the zoom shows.
+            self.thumbnails.children = (*self.thumbnails.children, *(
+                w.Image(value=image_png(s[0]), format="png",
+                        layout=w.Layout(width=f"{max(24, round(96 * s.shape[-1] / self._full))}px"))
+                for s in snapshots[len(self.thumbnails.children):]))
+        history = self.history
+        if len(history["loss"]):
+            self.curve.value = figure_png(_curve(history, self.class_box.value), dpi=72)
+        self.status.value = self._status_line(final)
+
+    def _status_line(self, final: bool) -> str:
+        state, result = self._feed.last, self.result
+        if state is None or result is None:
+            return "starting …"
+        phase = "DeepInversion" if "deepinversion" in result.extra or self._feed.refresh else "PII"
+        seconds = time.perf_counter() - self._started
+        line = (f"{phase} · stage {state.stage + 1} · step {self.steps_done} · "
+                f"loss {float(state.loss):.3f} · p(target) {float(state.prob[0]):.3f} (augmented) · {seconds:.1f} s")
+        if final:
+            ending = "stopped" if result.interrupted else "done"
+            probability = "" if result.final_probs is None else f"; p = {float(result.final_probs[0]):.3f} on the image"
+            line = f"<b>{ending}</b>: {line}{probability}"
+            if "bn_prior_used" in result.extra:
+                line += ("; BatchNorm prior used" if result.extra["bn_prior_used"]
+                         else "; no BatchNorm prior (the model has none, or its weight is 0): TV and L2 only")
+        return line
+
+    def _score(self) -> None:
+        if self.result is None:
+            raise RuntimeError("nothing to score yet: Run first")
+        self.status.value = "scoring with other models …"
+        rows = self.result.score(self.evaluators)
+        self.scores.value = f"<pre style='font-size:11px'>{html.escape(format_scores(rows))}</pre>"
+        self.status.value = f"scored by {', '.join(dict.fromkeys(r['evaluator'] for r in rows))}"
+
+    def _save(self) -> None:
+        if self.result is None:
+            raise RuntimeError("nothing to save yet: Run first")
+        paths = self.result.save(self.save_dir.value)
+        self.status.value = (f"saved {len(paths)} PNG + result.json to "
+                             f"<code>{html.escape(str(paths[0].parent))}</code>")
+
+
+def _curve(history: Mapping[str, torch.Tensor], title: str) -> "Figure":
+    """Target probability (from :func:`piikit.interfaces.viz.plot_history`) with the loss on a twin axis."""
+    from piikit.interfaces.viz import plot_history
+
+    figure = plot_history(history, [str(title)])
+    ax = figure.axes[0]
+    loss_axis = ax.twinx()
+    loss_axis.plot(history["loss"].numpy(), color="0.5", lw=0.8, ls="--")
+    loss_axis.set_ylabel("loss (dashed)")
+    figure.set_size_inches(6.4, 2.6)
+    return figure
+
+
+def explore(model: str = "efficientnet_lite0", target: int | str = "980: volcano", preset: str = DEFAULT_PRESET,
+            **kwargs: Any) -> Explorer:
+    """The interactive explorer (:class:`Explorer`); display it as a notebook cell's last value.
+
+    >>> piikit.explore("efficientnet_lite0", "goldfinch", "fast", ensemble=8)  # doctest: +SKIP
+    """
+    return Explorer(model, target, preset, **kwargs)
