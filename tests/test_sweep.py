@@ -16,7 +16,8 @@ import timm
 import torch
 
 import piikit
-from piikit.interfaces.runner import parse_classes, shard
+from piikit.interfaces.runner import parse_classes
+from piikit.interfaces.torchrun import shard
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(image_size=32, stages=2, steps_per_stage=3, ensemble=2)
@@ -57,7 +58,7 @@ def test_shards_are_disjoint_and_cover_the_work(world):
 
 
 def test_ranks_sharing_a_cpu_split_its_cores():
-    from piikit.interfaces.runner import Dist, configure_process, device_for
+    from piikit.interfaces.torchrun import Dist, configure_process, device_for
 
     before = torch.get_num_threads()
     try:

@@ -201,7 +201,8 @@ def _add_setting_args(parser: argparse.ArgumentParser) -> None:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from piikit.interfaces.runner import parse_classes, runner_process, sweep
+    from piikit.interfaces.runner import parse_classes, sweep
+    from piikit.interfaces.torchrun import runner_process
 
     classes: list[int | str] = list(args.class_names or [])
     for spec in args.classes or []:
