@@ -123,11 +123,11 @@ def main() -> None:
     warmup = round(budget * 2 / 3)  # the published 2k : 1k split of the multi-resolution setting
     for w in bn_weights:
         t0 = time.perf_counter()
-        di = refine(model, targets=args.classes, config="paper", warmup_steps=warmup, steps=budget - warmup,
+        di = refine(model, targets=args.classes, preset="paper", warmup_steps=warmup, steps=budget - warmup,
                     bn_weight=w, **common)
         record(f"di bn={w:g}", di, time.perf_counter() - t0, budget)
         t0 = time.perf_counter()
-        chained = refine(model, init=pii, config="fast", steps=args.refine_steps, bn_weight=w, **common)
+        chained = refine(model, init=pii, preset="fast", steps=args.refine_steps, bn_weight=w, **common)
         record(f"pii+di bn={w:g}", chained, time.perf_counter() - t0, budget + args.refine_steps)
 
     save_grid(images, out / "comparison.png")

@@ -49,3 +49,40 @@ def test_unknown_preset_and_field_are_explained():
 def test_invalid_values_are_rejected(field, value):
     with pytest.raises(ValueError):
         make_config("paper", **{field: value})
+
+
+def test_one_config_base_declares_the_shared_fields_once():
+    import typing
+
+    from piikit import DEEPINVERSION_PRESETS, DeepInversionConfig
+    from piikit.engine.config import DEFAULT_PRESET, LR_SCHEDULES, ConfigBase
+    from piikit.engine.param import PARAM_KINDS, ParamKind
+    from piikit.engine.schedule import BORDER_FILLS, SCHEDULE_MODES, BorderFill, ScheduleMode
+
+    shared = {f.name for f in dataclasses.fields(ConfigBase)}
+    assert {"image_size", "jitter", "flip", "lr", "betas", "lr_schedule", "param", "amp", "channels_last"} <= shared
+    assert issubclass(InversionConfig, ConfigBase) and issubclass(DeepInversionConfig, ConfigBase)
+    # choice lists come from their Literal types
+    assert SCHEDULE_MODES == typing.get_args(ScheduleMode) and PARAM_KINDS == typing.get_args(ParamKind)
+    assert BORDER_FILLS == typing.get_args(BorderFill) and LR_SCHEDULES == ("cosine", "constant")
+    # replace, presets by name and to_dict behave the same for both
+    with pytest.raises(TypeError, match="did you mean steps"):
+        DeepInversionConfig().replace(stesp=3)
+    assert DeepInversionConfig.make("preview") == DEEPINVERSION_PRESETS["preview"]
+    with pytest.raises(ValueError, match="DeepInversion preset"):
+        DeepInversionConfig.make("slow")
+    assert DeepInversionConfig().to_dict()["jitter"] == 30 and InversionConfig().to_dict()["jitter"] == 32
+    assert make_config() == PRESETS[DEFAULT_PRESET]
+
+
+def test_every_entry_point_defaults_to_the_same_preset():
+    import inspect
+
+    import piikit
+    from piikit.engine.config import DEFAULT_PRESET
+    from piikit.interfaces.cli import build_parser
+
+    for fn in (piikit.invert, piikit.make_config, piikit.compare, piikit.sweep, piikit.explore, piikit.Inversion):
+        assert inspect.signature(fn).parameters["preset"].default == DEFAULT_PRESET, fn
+    assert build_parser().parse_args(["invert", "--class", "1"]).preset == DEFAULT_PRESET
+    assert build_parser().parse_args(["sweep", "--classes", "1"]).preset == DEFAULT_PRESET

@@ -44,7 +44,7 @@ def test_defaults_are_deepinversions_published_imagenet_settings():
 
 
 def test_refine_from_noise_warms_up_then_runs_full_size_with_every_term_recorded(tiny_cnn, device):
-    r = refine(tiny_cnn, targets=[3, 5], config="preview", device=device, progress=False, **TINY)
+    r = refine(tiny_cnn, targets=[3, 5], preset="preview", device=device, progress=False, **TINY)
     assert r.images.shape == (2, 3, 64, 64) and r.steps_done == 6 and not r.interrupted
     for key in ("loss", "tv", "l2", "bn"):
         assert r.history[key].shape == (6,) and torch.isfinite(r.history[key]).all(), key
@@ -62,16 +62,16 @@ def test_refine_from_noise_warms_up_then_runs_full_size_with_every_term_recorded
 
 def test_refine_is_reproducible_and_takes_tensor_init(tiny_cnn, device):
     init = torch.rand(3, 48, 48, generator=torch.Generator().manual_seed(0))  # one image, no batch dim
-    a = refine(tiny_cnn, init=init, targets=3, config="preview", device=device, progress=False, **TINY)
-    b = refine(tiny_cnn, init=init, targets=3, config="preview", device=device, progress=False, **TINY)
+    a = refine(tiny_cnn, init=init, targets=3, preset="preview", device=device, progress=False, **TINY)
+    b = refine(tiny_cnn, init=init, targets=3, preset="preview", device=device, progress=False, **TINY)
     assert torch.equal(a.images, b.images)
     assert a.steps_done == 3 and a.history["stage"].tolist() == [0, 0, 0]  # no warm-up from an init image
     std = piikit.load_model(tiny_cnn).std.mean().item()
     assert a.config.lr == pytest.approx(0.05 * std)  # the gentler init_lr when refining an image
     with pytest.raises(ValueError, match="target"):
-        refine(tiny_cnn, init=init, config="preview", device=device, progress=False)
+        refine(tiny_cnn, init=init, preset="preview", device=device, progress=False)
     with pytest.raises(ValueError, match="K×3×H×W"):
-        refine(tiny_cnn, init=torch.rand(2, 1, 8, 8), targets=[1, 2], config="preview", progress=False)
+        refine(tiny_cnn, init=torch.rand(2, 1, 8, 8), targets=[1, 2], preset="preview", progress=False)
 
 
 def test_refine_picks_the_refine_preset_for_an_init_image_and_paper_from_noise(tiny_cnn, device):
@@ -93,15 +93,15 @@ def test_refine_takes_a_one_channel_model_and_init(device):
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                         nn.Flatten(), nn.Linear(4, 10)).eval()
     init = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
-    r = refine(net, init=init, targets=[1, 2], config="preview", image_size=32, device=device, progress=False)
+    r = refine(net, init=init, targets=[1, 2], preset="preview", image_size=32, device=device, progress=False)
     assert r.images.shape == (2, 1, 32, 32) and torch.isfinite(r.images).all() and r.extra["bn_prior_used"]
     assert not torch.equal(r.images, init)
     with pytest.raises(ValueError, match="K×1×H×W"):
-        refine(net, init=torch.rand(2, 3, 32, 32), targets=[1, 2], config="preview", progress=False)
+        refine(net, init=torch.rand(2, 3, 32, 32), targets=[1, 2], preset="preview", progress=False)
 
 
 def test_hooks_are_removed_after_refine_and_after_an_exception(tiny_cnn, device):
-    refine(tiny_cnn, targets=1, config="preview", device=device, progress=False, **TINY)
+    refine(tiny_cnn, targets=1, preset="preview", device=device, progress=False, **TINY)
     assert _no_hooks(tiny_cnn)
 
     def explode(state):
@@ -109,34 +109,34 @@ def test_hooks_are_removed_after_refine_and_after_an_exception(tiny_cnn, device)
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        refine(tiny_cnn, targets=1, config="preview", callbacks=[explode], device=device, progress=False, **TINY)
+        refine(tiny_cnn, targets=1, preset="preview", callbacks=[explode], device=device, progress=False, **TINY)
     assert _no_hooks(tiny_cnn)
 
 
 def test_refine_on_a_vit_warns_once_and_uses_tv_and_l2(tiny_vit, device):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        r = refine(tiny_vit, targets=2, config="preview", device=device, progress=False, **TINY)
+        r = refine(tiny_vit, targets=2, preset="preview", device=device, progress=False, **TINY)
     bn_warnings = [w for w in caught if "BatchNorm" in str(w.message)]
     assert len(bn_warnings) == 1 and "unavailable" in str(bn_warnings[0].message)
     assert "bn" not in r.history and r.history["tv"].shape == (6,) and r.history["l2"].shape == (6,)
     assert not r.extra["bn_prior_used"] and torch.isfinite(r.images).all()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # bn_prior="off": the user knows, no warning
-        refine(tiny_vit, targets=2, config="preview", bn_prior="off", device=device, progress=False, **TINY)
+        refine(tiny_vit, targets=2, preset="preview", bn_prior="off", device=device, progress=False, **TINY)
     assert _no_hooks(tiny_vit)
 
 
 @pytest.mark.parametrize("ask", [dict(bn_weight=0.01), dict(bn_prior="required")])
 def test_asking_for_the_bn_prior_on_a_vit_raises_a_clear_error(tiny_vit, ask, device):
     with pytest.raises(UnsupportedModelError, match="no BatchNorm layers"):
-        refine(tiny_vit, targets=2, config="preview", device=device, progress=False, **TINY, **ask)
+        refine(tiny_vit, targets=2, preset="preview", device=device, progress=False, **TINY, **ask)
     with pytest.raises(UnsupportedModelError):
-        refine(tiny_vit, targets=2, config=DeepInversionConfig(bn_prior="required"), progress=False)
+        refine(tiny_vit, targets=2, preset=DeepInversionConfig(bn_prior="required"), progress=False)
 
 
 def test_bn_weight_zero_turns_the_prior_off(tiny_cnn, device):
-    r = refine(tiny_cnn, targets=1, config="preview", bn_weight=0, device=device, progress=False, **TINY)
+    r = refine(tiny_cnn, targets=1, preset="preview", bn_weight=0, device=device, progress=False, **TINY)
     assert "bn" not in r.history and not r.extra["bn_prior_used"]
 
 
@@ -150,7 +150,7 @@ def test_pii_then_deepinversion_on_lite0_keeps_the_class_and_lowers_tv(lite0, de
     # Weights scaled for Lite0 (see DeepInversionConfig): its TF-ported BatchNorm statistics
     # make the published bn_weight 0.01 outweigh the cross-entropy, which loses the class on
     # some thread counts; 10× less BN and 300× more TV keep it and clearly smooth the image.
-    refined = refine(lite0, init=pii, config="fast", steps=30, bn_weight=1e-3, tv_weight=3e-2, image_size=160,
+    refined = refine(lite0, init=pii, preset="fast", steps=30, bn_weight=1e-3, tv_weight=3e-2, image_size=160,
                      device=device, progress=False)
     with torch.no_grad():
         assert lite0(refined.images.to(device)).argmax(1).item() == target
@@ -160,3 +160,10 @@ def test_pii_then_deepinversion_on_lite0_keeps_the_class_and_lowers_tv(lite0, de
         assert refined.history[key].shape[0] == 30, key
     assert refined.history["bn"][-5:].mean() < refined.history["bn"][:5].mean()  # the prior is being optimized
     assert _no_hooks(lite0)
+
+
+def test_config_is_the_older_name_of_preset(tiny_cnn, device):
+    """refine() takes preset= like invert(); config= (its older name) still works and means the same."""
+    a = refine(tiny_cnn, targets=1, preset="preview", device=device, progress=False, **TINY)
+    b = refine(tiny_cnn, targets=1, config="preview", device=device, progress=False, **TINY)
+    assert torch.equal(a.images, b.images)

@@ -189,3 +189,16 @@ def test_channel_mismatches_are_one_line_errors():
         clf(torch.rand(1, 3, 8, 8))
     with pytest.raises(UnsupportedModelError, match="does not run on a 2×8×8 image.*in_chans="):
         piikit.load_model(_gray_cnn(), input_size=8, in_chans=2)
+
+
+def test_probing_a_module_does_not_swallow_unexpected_errors():
+    """load_model tries smaller inputs to learn whether a module needs a fixed size; only
+    shape errors mean "no", anything else is the module's own failure and propagates."""
+    class Picky(torch.nn.Module):
+        def forward(self, x):
+            if x.shape[-1] < 32:
+                raise OSError("disk on fire")
+            return torch.zeros(len(x), 10)
+
+    with pytest.raises(OSError, match="disk on fire"):
+        piikit.load_model(Picky(), input_size=32, mean=(0.5,), std=(0.5,), in_chans=3)

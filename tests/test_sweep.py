@@ -223,3 +223,15 @@ def test_cli_sweep_reads_specs_and_files_and_rejects_bad_names(tmp_path, capsys)
     assert main(["sweep", "--classes-file", str(listing), "--out", str(tmp_path / "runs"), "--quiet"]) == 2
     assert "volcano" in capsys.readouterr().err  # the nearest name is suggested
     assert not (tmp_path / "runs").exists()
+
+
+def test_sweep_as_a_library_call_changes_no_process_setting(tiny_resnet, tmp_path, monkeypatch):
+    """Threads, the CUDA device and signal handlers belong to the command (runner_process)."""
+    calls = []
+    monkeypatch.setattr(signal, "signal", lambda *a: calls.append(("signal", a)))
+    monkeypatch.setattr(torch, "set_num_threads", lambda *a: calls.append(("threads", a)))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda *a: calls.append(("cuda", a)))
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # a CPU rank sharing its cores: the command would split them
+    piikit.sweep(tiny_resnet, [1], "preview", tmp_path / "runs", device="cpu", progress=False, sheets=False, **TINY)
+    assert calls == []

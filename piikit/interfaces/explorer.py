@@ -349,7 +349,7 @@ class Explorer(w.VBox):
         feed = self._feed
         feed.refresh = lambda state: self._refresh(state.image.cpu(), None)
         feed.every = max(1, int(self.refresh_s / per_step))
-        refined = refine(model, init=pii, config=self.refine_preset.value, seed=self.seed.value,
+        refined = refine(model, init=pii, preset=self.refine_preset.value, seed=self.seed.value,
                          device=self.device, progress=False, callbacks=[feed], **overrides)
         feed.refresh = None
         refined.extra["pii"] = {"steps_done": pii.steps_done, "final_probs": pii.final_probs.tolist()
