@@ -4,9 +4,9 @@ One step (PII §3.4): jitter the image (one random roll for the whole batch), op
 flip it, repeat each image ``ensemble`` times, ColorShift every copy with its own random
 mean and scale, run the model, and take one Adam step on the mean cross-entropy of each
 image's copies; then clamp the image to [0, 1]. Stages grow the image (zoom + centering,
-:mod:`piikit.schedule`), each with a fresh optimizer and its own cosine decay.
+:mod:`piikit.engine.schedule`), each with a fresh optimizer and its own cosine decay.
 
-The loop knows nothing of widgets or plots (progress goes through :mod:`piikit.progress`): it calls
+The loop knows nothing of widgets or plots (progress goes through :mod:`piikit.engine.progress`): it calls
 :class:`Callback` hooks, and :class:`Inversion` can be advanced a chunk of steps at a time
 (``run(max_steps=...)``), which is how a notebook explorer keeps its Stop button live.
 """
@@ -440,7 +440,7 @@ def invert(
         terms: extra weighted loss terms (priors), e.g. total variation.
         callbacks: :class:`Callback` objects, or functions called after every step.
         progress: show progress: a bar in a notebook or on a terminal, one line per
-            stage when stderr is a file or a pipe (:mod:`piikit.progress`).
+            stage when stderr is a file or a pipe (:mod:`piikit.engine.progress`).
         init: K×C×H×W images in [0, 1] to start from instead of noise (C: the model's
             input channels); values outside [0, 1] are clamped with a warning, NaN/inf refused.
         num_images: how many images a feature objective makes when ``targets`` is None.

@@ -8,7 +8,7 @@ adds natural colours and textures.
 
 :func:`refine` runs the same step loop as :func:`piikit.invert` (:class:`piikit.Inversion`)
 with DeepInversion's settings: no ColorShift, an ensemble of 1, jitter and flips, one
-full-size stage, and the priors of :mod:`piikit.priors` as loss terms. It returns an
+full-size stage, and the priors of :mod:`piikit.refinement.priors` as loss terms. It returns an
 :class:`~piikit.InversionResult`, so showing, saving and scoring work unchanged.
 
 >>> pii = piikit.invert("efficientnet_lite0", ["volcano", "goldfinch"], preset="fast")  # doctest: +SKIP
