@@ -69,6 +69,17 @@ def notebook_pages() -> list[str]:
     return [f"notebooks/{p.stem}" for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))]
 
 
+def pages_added_or_removed(app: Sphinx, env: Any, added: set[str], changed: set[str], removed: set[str]) -> list[str]:
+    app.piikit_pages_changed = bool(added or removed)  # type: ignore[attr-defined]
+    return []
+
+
+def rewrite_all_if_pages_changed(app: Sphinx, env: Any) -> list[str]:
+    """A page added or removed (a new notebook, say) changes every page's navigation; Sphinx
+    re-reads only the pages with globbed toctrees, so rewrite the others as well."""
+    return sorted(env.all_docs) if getattr(app, "piikit_pages_changed", False) else []
+
+
 # -- jupyter-cache per mode, execution records ------------------------------------------------
 
 def cache_per_mode(app: Sphinx, config: Any) -> None:
@@ -333,6 +344,8 @@ def setup(app: Sphinx) -> dict[str, object]:
     app.connect("config-inited", copy_notebooks)
     app.connect("config-inited", cache_per_mode)
     app.connect("env-updated", record_executions)
+    app.connect("env-get-outdated", pages_added_or_removed)
+    app.connect("env-get-updated", rewrite_all_if_pages_changed)
     app.connect("autodoc-process-docstring", literal_boundaries)
     app.add_transform(IncludedPaths)
     app.add_directive("piikit-api", ApiDirective)
