@@ -2,6 +2,7 @@
 #   make demo   set up .venv if needed, then invert a few classes with the offline model
 #   make test   set up .venv if needed, then run the whole test suite
 #   make lab    set up .venv if needed, then open the notebooks in JupyterLab (11 is the explorer)
+#   make docs   set up .venv if needed, then build the documentation site -> docs/_build/html
 # All (re)install when pyproject.toml changes; nothing else needs doing by hand.
 
 PYTHON ?= python3
@@ -12,14 +13,14 @@ OUT    ?= out/demo
 DEMO_CLASSES ?= --class volcano --class goldfinch --class espresso --class jellyfish
 PYTEST_ARGS ?=
 
-.PHONY: demo test lab env readme-figure benchmark clean
+.PHONY: demo test lab docs env readme-figure benchmark clean
 
 env: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -31,6 +32,19 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# The site: the README, every notebook executed (jupyter-cache: a rebuild re-executes only the
+# notebooks that changed), the API reference, the benchmarks; warnings fail the build.
+# Full mode (the default) runs the notebooks as written: hours on a 2-core CPU the first time.
+# PIIKIT_SMOKE=1 make docs builds the same site from smoke-mode runs (minutes) into its own
+# folder, with its own cache, two notebooks at a time (-j 2: in smoke mode much of a notebook's
+# time is starting its kernel). SPHINXOPTS passes other options to sphinx-build.
+DOCS_OUT := $(if $(filter 1,$(PIIKIT_SMOKE)),docs/_build/smoke,docs/_build)
+SPHINXOPTS ?= $(if $(filter 1,$(PIIKIT_SMOKE)),-j 2,)
+
+docs: $(STAMP)
+	$(PY) -m sphinx -b html -W --keep-going $(SPHINXOPTS) -d $(DOCS_OUT)/doctrees docs $(DOCS_OUT)/html
+	@echo "open $(DOCS_OUT)/html/index.html, or serve it: $(PY) -m http.server -d $(DOCS_OUT)/html"
 
 readme-figure: $(STAMP)
 	$(PY) scripts/make_readme_figure.py

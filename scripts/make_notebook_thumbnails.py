@@ -1,15 +1,23 @@
-"""Make the README's notebook thumbnails: execute each notebook and keep one of its figures.
+"""Make the README's notebook thumbnails from the documentation site's executed notebooks.
 
-    python scripts/make_notebook_thumbnails.py              # full mode, every notebook
-    python scripts/make_notebook_thumbnails.py 03 05        # only these (by name prefix), in this order
-    python scripts/make_notebook_thumbnails.py --smoke 02   # smoke mode (to check the script)
+    make docs                                              # executes every notebook (full mode), once
+    python scripts/make_notebook_thumbnails.py             # one thumbnail per notebook, from that build
+    python scripts/make_notebook_thumbnails.py 03 05       # only these (by name prefix)
+    python scripts/make_notebook_thumbnails.py --image 11=explorer-panel.png   # a screenshot instead
+    PIIKIT_SMOKE=1 make docs && python scripts/make_notebook_thumbnails.py --smoke   # check the script
 
-Each notebook runs in a real kernel (nbclient) with ``PIIKIT_SMOKE`` unset (full mode: the
-``fast`` preset at full size) or ``PIIKIT_SMOKE=1``. The figure kept is the first PNG output of
-the cell tagged ``thumbnail`` (else the notebook's first PNG), shrunk to ``--width`` pixels
-and written to ``docs/notebooks/NN_name.png``. ``docs/notebooks/thumbnails.json`` records, per
-notebook, the mode, the seconds it took, and the machine (CPU, threads, torch device), so the
-README can say what made each picture. Nothing executed is written back to ``notebooks/``.
+Nothing is executed here: ``make docs`` runs each notebook through myst-nb's jupyter-cache
+(``docs/_build/.jupyter_cache/full``, or ``docs/_build/smoke/.jupyter_cache/smoke``), and
+this script takes the executed copy whose code matches the notebook in ``notebooks/`` now
+(a notebook edited since the build is reported, not used). The figure kept is the first PNG
+output of the cell tagged ``thumbnail`` (else the notebook's first PNG), or the image given
+with ``--image NN=PATH`` (the explorer's panel as the browser shows it: ``tests/test_browser.py``
+leaves ``explorer-panel.png`` in its temporary folder), shrunk to ``--width`` pixels and written
+to ``docs/notebooks/NN_name.png`` (``--smoke``: to ``docs/_build/smoke/thumbnails/``, so a smoke
+check never replaces the committed pictures). ``thumbnails.json`` beside them records, per
+notebook, the mode, the minutes its execution took, when, and on which machine (CPU, its
+capability, cores, threads: from ``executions.json``, which the docs build writes into the
+cache as it executes each notebook).
 """
 
 from __future__ import annotations
@@ -18,17 +26,14 @@ import argparse
 import base64
 import io
 import json
-import os
-import platform
 import sys
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-OUT = ROOT / "docs" / "notebooks"
 TAG = "thumbnail"
+BUILDS = {"full": ROOT / "docs" / "_build", "smoke": ROOT / "docs" / "_build" / "smoke"}
+OUTS = {"full": ROOT / "docs" / "notebooks", "smoke": ROOT / "docs" / "_build" / "smoke" / "thumbnails"}
 
 
 def _first_png(nb: dict) -> bytes | None:
@@ -53,92 +58,82 @@ def _shrink(png: bytes, width: int) -> bytes:
     return buffer.getvalue()
 
 
-def _machine() -> dict[str, object]:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
-        cpu = f"{names[0]} ({len(names)} logical cores)" if names else cpu
-    return {
-        "cpu": cpu,
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch": torch.__version__,
-    }
-
-
-def run(path: Path, smoke: bool, timeout: int) -> tuple[dict, float]:
-    """Execute one notebook in a fresh kernel, from the notebooks folder; returns it and
-    the seconds it took."""
+def executed(cache_dir: Path, path: Path) -> tuple[dict, dict]:
+    """The executed notebook in the cache whose code matches ``path`` now, and its cache
+    record's data (``execution_seconds``, ``created``). KeyError when there is none."""
     import nbformat
-    from nbclient import NotebookClient
+    from jupyter_cache import get_cache
 
+    cache = get_cache(str(cache_dir))
     nb = nbformat.read(path, as_version=4)
-    env_before = os.environ.get("PIIKIT_SMOKE")
-    os.environ["PIIKIT_SMOKE"] = "1" if smoke else "0"  # the kernel inherits this process's environment
-    try:
-        start = time.perf_counter()
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
-        return nb, time.perf_counter() - start
-    finally:
-        if env_before is None:
-            os.environ.pop("PIIKIT_SMOKE", None)
-        else:
-            os.environ["PIIKIT_SMOKE"] = env_before
+    pk, merged = cache.merge_match_into_notebook(nb)
+    record = cache.get_cache_record(pk)
+    return merged, {"seconds": (record.data or {}).get("execution_seconds"), "created": record.created}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("only", nargs="*", help="notebook name prefixes (default: all)")
-    parser.add_argument("--smoke", action="store_true", help="run in smoke mode (PIIKIT_SMOKE=1)")
+    parser.add_argument("--smoke", action="store_true", help="from the smoke-mode build (PIIKIT_SMOKE=1 make docs)")
+    parser.add_argument("--build", type=Path, help="the docs build folder (default: docs/_build, or docs/_build/smoke)")
+    parser.add_argument("--out", type=Path, help="where the thumbnails and thumbnails.json go")
+    parser.add_argument("--image", action="append", default=[], metavar="NN=PATH",
+                        help="take notebook NN's thumbnail from this picture (a browser screenshot)")
     parser.add_argument("--width", type=int, default=360, help="thumbnail width in pixels")
-    parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
-    parser.add_argument("--executed", type=Path, help="also write each executed notebook (with outputs) here")
     args = parser.parse_args(argv)
 
+    mode = "smoke" if args.smoke else "full"
+    build = args.build or BUILDS[mode]
+    cache_dir = build / ".jupyter_cache" / mode
+    out = args.out or OUTS[mode]
+    images = dict(item.split("=", 1) for item in args.image)
+    if not cache_dir.is_dir():
+        print(f"no {mode}-mode build in {build}: run {'PIIKIT_SMOKE=1 ' if args.smoke else ''}make docs first",
+              file=sys.stderr)
+        return 2
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-    if args.only:  # in the order given, so the quick ones can go first
+    if args.only:
         paths = [p for o in args.only for p in paths if p.stem.startswith(o)]
     if not paths:
         print(f"no notebook matches {args.only}", file=sys.stderr)
         return 2
-    OUT.mkdir(parents=True, exist_ok=True)
-    record_path = OUT / "thumbnails.json"
+    executions_path = cache_dir / "executions.json"
+    executions = json.loads(executions_path.read_text()) if executions_path.exists() else {}
+    out.mkdir(parents=True, exist_ok=True)
+    record_path = out / "thumbnails.json"
     records = json.loads(record_path.read_text()) if record_path.exists() else {}
-    machine = _machine()
     failed = []
     for path in paths:
-        print(f"{path.stem}: running ({'smoke' if args.smoke else 'full'} mode)...", flush=True)
         try:
-            nb, seconds = run(path, args.smoke, args.timeout)
-        except Exception as error:  # keep going: one failing notebook should not cost the others' thumbnails
-            print(f"{path.stem}: FAILED: {str(error).strip().splitlines()[-1] if str(error).strip() else error!r}")
+            nb, cached = executed(cache_dir, path)
+        except KeyError:
+            print(f"{path.stem}: not in {cache_dir} as it is now (edited since the build?): run make docs")
             failed.append(path.stem)
             continue
-        if args.executed:
-            import nbformat
-
-            args.executed.mkdir(parents=True, exist_ok=True)
-            nbformat.write(nb, args.executed / path.name)
-        png = _first_png(nb)
+        given = next((Path(p) for k, p in images.items() if path.stem.startswith(k)), None)
+        png = given.read_bytes() if given else _first_png(nb)
         if png is None:
             print(f"{path.stem}: no figure to use")
             failed.append(path.stem)
             continue
-        (OUT / f"{path.stem}.png").write_bytes(_shrink(png, args.width))
+        (out / f"{path.stem}.png").write_bytes(_shrink(png, args.width))
+        run = executions.get(path.stem, {})
+        seconds = cached["seconds"] if cached["seconds"] is not None else run.get("seconds")
         records[path.stem] = {
-            "mode": "smoke" if args.smoke else "full",
-            "seconds": round(seconds, 1),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-            "machine": machine,
+            "mode": mode,
+            "source": f"screenshot {given.name}" if given else "first figure of the executed notebook",
+            "minutes": round(seconds / 60, 1) if seconds is not None else None,
+            "seconds": round(seconds, 1) if seconds is not None else None,
+            "date": run.get("date") or cached["created"].strftime("%Y-%m-%d %H:%M UTC"),
+            # The machine that executed it, recorded by the docs build (None: executed by a build
+            # older than that record).
+            "machine": run.get("machine"),
             # Other processes on the same cores make "seconds" longer; this says how busy it was.
-            "load_average_1min": round(os.getloadavg()[0], 1),
+            "load_average_1min": run.get("load_average_1min"),
         }
         record_path.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n")
-        print(f"{path.stem}: {seconds:.0f} s -> {OUT / (path.stem + '.png')}", flush=True)
+        minutes = f"{seconds / 60:.1f} min" if seconds is not None else "time unknown"
+        print(f"{path.stem}: executed in {minutes} -> {out / (path.stem + '.png')}", flush=True)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
