@@ -9,8 +9,9 @@ Presets, by name:
 
 ``paper``
     exactly the defaults: about an hour per class for EfficientNet-Lite0 on 2 CPU cores.
-``fast`` (the default of every entry point: :func:`~piikit.invert`, :func:`make_config`,
-:func:`~piikit.compare`, :func:`~piikit.sweep`, the explorer and the ``piikit`` command)
+``fast``
+    The default of every entry point (:func:`~piikit.invert`, :func:`make_config`,
+    :func:`~piikit.compare`, :func:`~piikit.sweep`, the explorer and the ``piikit`` command):
     the paper's 7 stages and augmentations with 64 steps each, an ensemble of 4 and lr 0.03
     (fewer steps need a larger step to move the image as far): still PII's method and
     pixels, at a cost that fits a laptop CPU (tens of seconds per class), and images other

@@ -41,7 +41,7 @@ BORDER_FILLS: tuple[str, ...] = get_args(BorderFill)
 
 def fill(kind: BorderFill, batch: int, size: int, generator: torch.Generator | None = None,
          device: torch.device | None = None, channels: int = 3, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """A ``batch``×channels×size×size image of the border fill: uniform noise or mid-grey."""
+    """A batch × channels × size × size image of the border fill: uniform noise or mid-grey."""
     if kind == "noise":
         return torch.rand(batch, channels, size, size, generator=generator, device=device, dtype=dtype)
     if kind == "grey":
@@ -109,7 +109,7 @@ class StageSchedule:
 
     def initial(self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None,
                 border: BorderFill = "noise") -> torch.Tensor:
-        """The first stage's image, ``batch``×channels×s×s: uniform noise (the paper), or for
+        """The first stage's image, batch × channels × s × s: uniform noise (the paper), or for
         ``border="grey"`` mid-grey with faint noise (±0.05). The noise matters: for a model
         whose input normalization maps 0.5 to 0 (Lite's mean = 0.5), a flat grey image can be
         a point where every ReLU input is 0 and the gradient vanishes."""
