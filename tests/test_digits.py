@@ -158,7 +158,8 @@ def test_lowres_param_round_trip_and_shapes() -> None:
 
 @pytest.mark.slow
 def test_poisoned_model_obeys_the_trigger(tmp_path) -> None:
-    # Measured for training seeds 0-2, 1 and 2 threads: see the margins below.
+    # Checked: training seed 0 with 1 thread (passes) and seed 1 with 2 threads: attack success 0.982,
+    # clean accuracy 0.930, the clean model fooled by the trigger 0.000.
     clean = train_digits_model("cnn", DigitsTraining(epochs=8), cache_dir=tmp_path)
     poisoned = train_digits_model("cnn", DigitsTraining(epochs=8, poison_fraction=0.1, poison_target=0),
                                   cache_dir=tmp_path)
@@ -174,6 +175,8 @@ def test_poisoned_model_obeys_the_trigger(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_adversarial_training_makes_the_model_robust(tmp_path) -> None:
+    # Seed 1, 2 threads: clean 0.897, PGD-L2 @ 0.5 0.735 against 0.022 for the standard model
+    # (seed 0, 1 thread, 15 epochs with augmentation: 0.883 against 0.022).
     standard = train_digits_model("cnn", DigitsTraining(epochs=8), cache_dir=tmp_path)
     robust = train_digits_model("cnn", DigitsTraining(epochs=8, adv_eps=0.5, adv_steps=3), cache_dir=tmp_path)
     assert standard.robust_accuracy is None and robust.robust_accuracy is not None
@@ -185,5 +188,6 @@ def test_adversarial_training_makes_the_model_robust(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_augmented_training_learns(tmp_path) -> None:
+    # Seed 1, 2 threads: 0.864 after 8 epochs (0.953 after the stock 15).
     model = train_digits_model("cnn", DigitsTraining(epochs=8, rotate=10, scale=0.1, noise=0.05), cache_dir=tmp_path)
     assert model.test_accuracy >= 0.8, model.test_accuracy
