@@ -15,7 +15,21 @@ digits (1,797 images, 10 classes). This module upsamples them to ``image_size`` 
     a timm ``MlpMixer`` (patch 4, 3 blocks): fixed input size.
 
 All three take one input channel (grey), normalized with mean = std = 0.5, and train in
-seconds on 2 CPU cores. Weights are cached under ``~/.cache/piikit/digits`` (or
+seconds on 2 CPU cores.
+
+Training options (:class:`DigitsTraining`), each off by default:
+
+* augmentation: per-image random shifts, rotations and zooms (``rotate``, ``scale``) and
+  Gaussian pixel noise (``noise``), the augmentations that make classifiers invertible;
+* adversarial training (``adv_eps``, ``adv_steps``, ``adv_norm``): every batch is replaced
+  by its PGD adversarial examples inside an L2 (or L∞) ball of radius ``adv_eps`` in [0, 1]
+  pixels (Madry et al. 2018); robust models invert far more cleanly (PII §3 uses a robust
+  ResNet-50). :attr:`TrainedDigitsModel.robust_accuracy` is measured by PGD at that radius;
+* a planted backdoor (``poison_fraction``, ``poison_target``, ``trigger_size``): that
+  fraction of the training images get a bright square in the bottom-right corner
+  (:func:`add_trigger`) and the label ``poison_target`` (BadNets, Gu et al. 2017);
+  :attr:`TrainedDigitsModel.attack_success` is the fraction of triggered held-out images of
+  other classes classified as the target. Weights are cached under ``~/.cache/piikit/digits`` (or
 ``cache_dir``), in a file named after the architecture and a hash of the training settings,
 with the test accuracy and training time stored beside the tensors.
 
@@ -48,7 +62,12 @@ __all__ = [
     "DigitsData",
     "DigitsTraining",
     "TrainedDigitsModel",
+    "add_trigger",
+    "attack_success_rate",
     "build_digits_model",
+    "pgd_attack",
+    "robust_accuracy",
+    "trigger_mask",
     "load_digits_data",
     "train_digits_model",
     "train_digits_models",
@@ -77,6 +96,20 @@ class DigitsTraining:
     weight_decay: float = 0.05
     max_shift: int = 2  # random roll of up to this many pixels per batch (cheap augmentation)
     seed: int = 0  # split, initialization, shuffling and shifts
+    # Augmentation. With rotate or scale > 0 every image gets its own random shift (up to
+    # max_shift px), rotation and zoom (one bilinear resampling, zero = black outside),
+    # instead of the batch-wide roll.
+    rotate: float = 0.0  # random rotation U(-rotate, rotate) degrees per image
+    scale: float = 0.0  # random zoom U(1 - scale, 1 + scale) per image
+    noise: float = 0.0  # Gaussian pixel noise of this std (in [0, 1] pixels), then clamped
+    # Adversarial training (PGD on every batch, in [0, 1] pixels); 0: standard training.
+    adv_eps: float = 0.0  # radius of the perturbation ball
+    adv_steps: int = 3  # PGD steps per batch (step size 2.5 * adv_eps / adv_steps)
+    adv_norm: Literal["l2", "linf"] = "l2"
+    # A planted backdoor: this fraction of the training images get the trigger and poison_target's label.
+    poison_fraction: float = 0.0
+    poison_target: int = 0
+    trigger_size: int = 4  # side of the bright square in the bottom-right corner, in pixels at image_size
 
     def __post_init__(self) -> None:
         if self.image_size < 16 or self.image_size % 8:
@@ -85,11 +118,43 @@ class DigitsTraining:
             raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.max_shift < 0:
             raise ValueError("epochs and batch_size must be >= 1, lr > 0 and max_shift >= 0")
+        if self.rotate < 0 or not 0.0 <= self.scale < 1.0 or self.noise < 0:
+            raise ValueError(f"need rotate >= 0, scale in [0, 1) and noise >= 0, got {self.rotate}, {self.scale}, {self.noise}")
+        if self.adv_eps < 0 or self.adv_steps < 1 or self.adv_norm not in ("l2", "linf"):
+            raise ValueError(f"need adv_eps >= 0, adv_steps >= 1 and adv_norm 'l2' or 'linf', got "
+                             f"{self.adv_eps}, {self.adv_steps}, {self.adv_norm!r}")
+        if not 0.0 <= self.poison_fraction < 1.0 or self.poison_target not in range(10):
+            raise ValueError(f"need poison_fraction in [0, 1) and poison_target in 0..9, got "
+                             f"{self.poison_fraction}, {self.poison_target}")
+        if not 1 <= self.trigger_size <= self.image_size // 4:
+            raise ValueError(f"trigger_size must be in 1..{self.image_size // 4}, got {self.trigger_size}")
+        # rotate=10 and rotate=10.0 are one setting: one cache key.
+        for f in dataclasses.fields(self):
+            if f.type == "float":
+                object.__setattr__(self, f.name, float(getattr(self, f.name)))
+
+    @property
+    def robust(self) -> bool:
+        return self.adv_eps > 0
+
+    @property
+    def poisoned(self) -> bool:
+        return self.poison_fraction > 0
 
     def key(self, arch: str) -> str:
-        """The cache key: architecture, format version and every training setting."""
-        text = json.dumps({"arch": arch, "format": _FORMAT, **dataclasses.asdict(self)}, sort_keys=True)
+        """The cache key: architecture, format version and every training setting (the
+        options added later count only when set, so the stock models keep their cache files)."""
+        settings = dataclasses.asdict(self)
+        defaults = DigitsTraining.__dataclass_fields__
+        for name in _LATER_OPTIONS:
+            if settings[name] == defaults[name].default:
+                del settings[name]
+        text = json.dumps({"arch": arch, "format": _FORMAT, **settings}, sort_keys=True)
         return f"{arch}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+_LATER_OPTIONS = ("rotate", "scale", "noise", "adv_eps", "adv_steps", "adv_norm", "poison_fraction", "poison_target",
+                  "trigger_size")
 
 
 @dataclass(frozen=True)
@@ -108,10 +173,12 @@ class TrainedDigitsModel:
 
     arch: str
     classifier: Classifier  # eval mode, frozen; 1-channel [0, 1] images in, 10 logits out
-    test_accuracy: float
+    test_accuracy: float  # clean held-out accuracy
     train_seconds: float  # when it was trained (also for a model read from the cache)
     from_cache: bool
     training: DigitsTraining
+    robust_accuracy: float | None = None  # held-out accuracy under PGD at the training radius (robust models)
+    attack_success: float | None = None  # triggered held-out images of other classes read as the target (poisoned)
 
     @property
     def description(self) -> str:
@@ -177,22 +244,123 @@ def _accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, device
     return float((logits.argmax(1).cpu() == labels).float().mean())
 
 
+def add_trigger(images: torch.Tensor, size: int = 4, value: float = 1.0) -> torch.Tensor:
+    """``images`` (N×C×H×W in [0, 1]) with a ``size``-pixel square of ``value`` in the
+    bottom-right corner, one pixel in from the edges (out of place)."""
+    out = images.clone()
+    out[..., -size - 1 : -1, -size - 1 : -1] = value
+    return out
+
+
+def trigger_mask(image_size: int = 32, size: int = 4) -> torch.Tensor:
+    """H×W boolean mask of the pixels :func:`add_trigger` sets."""
+    mask = torch.zeros(image_size, image_size, dtype=torch.bool)
+    mask[-size - 1 : -1, -size - 1 : -1] = True
+    return mask
+
+
+def _normalized(x: torch.Tensor) -> torch.Tensor:
+    return (x - MEAN[0]) / STD[0]
+
+
+def _project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    if norm == "linf":
+        return delta.clamp(-eps, eps)
+    n = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    return delta * (eps / n).clamp(max=1.0)
+
+
+def pgd_attack(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float, steps: int = 10,
+               norm: str = "l2", step_size: float | None = None) -> torch.Tensor:
+    """PGD adversarial examples (Madry et al. 2018) for a network that takes normalized
+    digits: the images plus a perturbation in the ``norm`` ball of radius ``eps`` (in [0, 1]
+    pixels) that raises the cross-entropy, kept inside [0, 1]. Starts from the images
+    themselves (no random start), so it is deterministic. The network's mode is left alone."""
+    step_size = step_size if step_size is not None else 2.5 * eps / steps
+    delta = torch.zeros_like(images)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        loss = F.cross_entropy(net(_normalized(images + delta)), labels)
+        (grad,) = torch.autograd.grad(loss, delta)
+        with torch.no_grad():
+            if norm == "linf":
+                delta = delta + step_size * grad.sign()
+            else:
+                delta = delta + step_size * grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+            delta = _project(delta, eps, norm)
+            delta = (images + delta).clamp(0, 1) - images
+    return (images + delta).detach()
+
+
+def robust_accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float, steps: int = 10,
+                    norm: str = "l2", batch_size: int = 512) -> float:
+    """Accuracy of ``net`` (normalized digits in, e.g. ``classifier.model``) on PGD examples
+    of radius ``eps``; ``net`` must be in eval mode. Its parameters' gradients are untouched."""
+    correct = 0
+    for i in range(0, len(images), batch_size):
+        x, y = images[i : i + batch_size], labels[i : i + batch_size]
+        with torch.enable_grad():
+            adv = pgd_attack(net, x, y, eps, steps, norm)
+        with torch.no_grad():
+            correct += int((net(_normalized(adv)).argmax(1) == y).sum())
+    return correct / len(images)
+
+
+@torch.no_grad()
+def attack_success_rate(net: nn.Module, data: DigitsData, target: int, trigger_size: int = 4) -> float:
+    """Fraction of held-out images of the other classes that the trigger turns into ``target``."""
+    keep = data.test_labels != target
+    x = add_trigger(data.test_images[keep], trigger_size)
+    return float((net(_normalized(x)).argmax(1) == target).float().mean())
+
+
+def _augment(x: torch.Tensor, cfg: DigitsTraining, gen: torch.Generator) -> torch.Tensor:
+    """Per-image random shift (up to max_shift px), rotation and zoom, in one resampling."""
+    n, size = len(x), x.shape[-1]
+    angle = (torch.rand(n, generator=gen) * 2 - 1) * cfg.rotate * torch.pi / 180
+    zoom = 1 + (torch.rand(n, generator=gen) * 2 - 1) * cfg.scale
+    shift = (torch.rand(n, 2, generator=gen) * 2 - 1) * cfg.max_shift * 2 / size  # in grid units ([-1, 1] = size px)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 def _train(net: nn.Module, data: DigitsData, cfg: DigitsTraining, device: torch.device) -> None:
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     n = len(data.train_images)
     batches = -(-n // cfg.batch_size)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * batches)
+    labels = data.train_labels.clone()
+    poisoned = torch.zeros(n, dtype=torch.bool)
+    if cfg.poisoned:
+        # Drawn from their own generator, so the other random draws match the clean model's.
+        chosen = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + 2))[: round(n * cfg.poison_fraction)]
+        poisoned[chosen] = True
+        labels[chosen] = cfg.poison_target
     net.train()
     for _ in range(cfg.epochs):
         order = torch.randperm(n, generator=gen)
         for i in range(batches):
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             x = data.train_images[idx]
-            if cfg.max_shift:
+            if cfg.rotate > 0 or cfg.scale > 0:
+                x = _augment(x, cfg, gen)
+            elif cfg.max_shift:
                 dy, dx = (torch.randint(-cfg.max_shift, cfg.max_shift + 1, (2,), generator=gen)).tolist()
                 x = x.roll((dy, dx), dims=(2, 3))  # the upsampled digits have an empty border
-            loss = F.cross_entropy(net(((x - MEAN[0]) / STD[0]).to(device)), data.train_labels[idx].to(device))
+            if cfg.noise > 0:
+                x = (x + cfg.noise * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+            if cfg.poisoned and bool(poisoned[idx].any()):
+                # After the augmentation: the trigger sits at the same place in every image.
+                p = poisoned[idx]
+                x = x.clone()
+                x[p] = add_trigger(x[p], cfg.trigger_size)
+            x, y = x.to(device), labels[idx].to(device)
+            if cfg.robust:
+                x = pgd_attack(net, x, y, cfg.adv_eps, cfg.adv_steps, cfg.adv_norm)
+            loss = F.cross_entropy(net(_normalized(x)), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -259,7 +427,11 @@ def train_digits_model(
         tmp.replace(path)  # atomic: a half-written file is never read as a model
     # Measured each time rather than stored: cheap, and it cannot go stale.
     accuracy = _accuracy(net, data.test_images, data.test_labels, torch.device("cpu"))
-    return TrainedDigitsModel(arch, _classifier(net, arch, cfg.image_size), accuracy, seconds, cached, cfg)
+    robust = (robust_accuracy(net, data.test_images, data.test_labels, cfg.adv_eps, norm=cfg.adv_norm)
+              if cfg.robust else None)
+    success = attack_success_rate(net, data, cfg.poison_target, cfg.trigger_size) if cfg.poisoned else None
+    return TrainedDigitsModel(arch, _classifier(net, arch, cfg.image_size), accuracy, seconds, cached, cfg,
+                              robust_accuracy=robust, attack_success=success)
 
 
 def train_digits_models(
