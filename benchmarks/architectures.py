@@ -16,7 +16,7 @@ Then inverts ``--classes`` digits with each model, ``--seeds`` seeds, by each ``
 ``pii``
     Plug-In Inversion with one shared setting (``PII`` below; ``--set key=value`` changes an
     :class:`~piikit.InversionConfig` field, ``--param`` the image parameterization:
-    ``lowres`` = :class:`piikit.lowres.LowResParam`, ``pixels`` or ``fourier``);
+    ``lowres`` = :class:`piikit.engine.lowres.LowResParam`, ``pixels`` or ``fourier``);
 ``ce``
     plain cross-entropy with the same step budget and lr: no jitter, no ColorShift, an
     ensemble of 1, no zoom or centering (``schedule="none"``, which only restarts Adam per stage);
@@ -56,9 +56,9 @@ from typing import Any
 import torch
 
 import piikit
-from piikit.config import InversionConfig
-from piikit.deepinversion import DeepInversionConfig
-from piikit.digits import (
+from piikit.engine.config import InversionConfig
+from piikit.refinement.deepinversion import DeepInversionConfig
+from piikit.models.digits import (
     ARCHITECTURES,
     DigitsTraining,
     TrainedDigitsModel,
@@ -67,7 +67,7 @@ from piikit.digits import (
     train_digits_model,
 )
 from piikit.errors import UnsupportedModelError
-from piikit.lowres import LowResParam
+from piikit.engine.lowres import LowResParam
 
 ROOT = Path(__file__).resolve().parent.parent
 

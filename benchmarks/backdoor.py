@@ -55,8 +55,8 @@ import torch
 import torch.nn.functional as F
 
 import piikit
-from piikit.digits import ARCHITECTURES, DigitsTraining, add_trigger, load_digits_data, train_digits_model, trigger_mask
-from piikit.lowres import LowResParam
+from piikit.models.digits import ARCHITECTURES, DigitsTraining, add_trigger, load_digits_data, train_digits_model, trigger_mask
+from piikit.engine.lowres import LowResParam
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from architectures import PII, ROOT, TRIOS, machine, parse_set, save_grid  # noqa: E402
