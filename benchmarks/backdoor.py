@@ -56,7 +56,6 @@ import torch.nn.functional as F
 
 import piikit
 from piikit.models.digits import ARCHITECTURES, DigitsTraining, add_trigger, load_digits_data, train_digits_model, trigger_mask
-from piikit.engine.lowres import LowResParam
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from architectures import PII, ROOT, TRIOS, machine, parse_set, save_grid  # noqa: E402
@@ -92,13 +91,8 @@ def attribution_share(clf: piikit.Classifier, images: torch.Tensor, target: int,
 
 
 def invert(clf: piikit.Classifier, target: int, copies: int, seed: int, args: argparse.Namespace) -> torch.Tensor:
-    cfg = PII.replace(**parse_set(args.set))
-    if args.param == "fourier":
-        cfg = cfg.replace(param="fourier")
-    run = piikit.Inversion(clf, [target] * copies, cfg, seed=seed, device="cpu", progress=False)
-    if args.param == "lowres":
-        run.param = LowResParam(args.lowres_factor)
-    return run.run().images
+    cfg = PII.replace(param=args.param, lowres_factor=args.lowres_factor, **parse_set(args.set))
+    return piikit.invert(clf, [target] * copies, cfg, seed=seed, device="cpu", progress=False).images
 
 
 def describe(values: list[float], per_seed: list[float]) -> str:

@@ -17,7 +17,7 @@ from piikit.models.digits import (
     train_digits_model,
     trigger_mask,
 )
-from piikit.engine.lowres import LowResParam
+from piikit.engine.param import LowResParam
 
 pytest.importorskip("sklearn")
 

@@ -68,8 +68,8 @@ def test_make_param_and_fill_name_the_choices():
     with pytest.raises(ValueError, match="pixels, fourier"):
         make_param("fft")
     assert torch.equal(fill("grey", 2, 4), torch.full((2, 3, 4, 4), 0.5))
-    with pytest.raises(ValueError, match="noise, grey"):
-        fill("black", 1, 4)
+    with pytest.raises(ValueError, match="noise, grey, black"):
+        fill("white", 1, 4)
 
 
 def test_noise_border_growth_is_exactly_the_schedules():
@@ -103,7 +103,7 @@ def test_options_are_off_in_the_paper_preset_and_validated():
     with pytest.raises(ValueError, match="param"):
         piikit.make_config("paper", param="wavelet")
     with pytest.raises(ValueError, match="border"):
-        piikit.make_config("paper", border="black")
+        piikit.make_config("paper", border="white")
     with pytest.raises(ValueError, match="zoom_jitter"):
         piikit.make_config("paper", zoom_jitter=1.5)
 
@@ -148,3 +148,34 @@ def test_fourier_and_fills_follow_the_channel_count():
     start = schedule.initial(2, torch.Generator().manual_seed(0), border="grey")
     assert start.shape == (2, 1, 43, 43) and (start - 0.5).abs().max() <= 0.05
     assert schedule.grow(start, 1, border="grey").shape == (2, 1, 64, 64)
+
+
+def test_lowres_by_name_from_the_config() -> None:
+    from piikit.engine.config import InversionConfig
+    from piikit.engine.param import LowResParam, make_param
+
+    p = make_param("lowres", 0.5)
+    assert isinstance(p, LowResParam) and p.factor == 0.5 and p.side(32) == 16
+    assert InversionConfig(param="lowres").lowres_factor == 0.25
+    with pytest.raises(ValueError, match="lowres_factor must be in"):
+        InversionConfig(param="lowres", lowres_factor=0.0)
+
+
+def test_lowres_inversion_is_smooth_at_the_factor(tiny_cnn) -> None:
+    import piikit
+
+    result = piikit.invert(tiny_cnn, 1, "preview", param="lowres", lowres_factor=0.25, border="black",
+                           image_size=32, stages=1, schedule="none", steps_per_stage=2, ensemble=1, jitter=0,
+                           progress=False, device="cpu")
+    x = result.images
+    # Bilinear upsampling of an 8x8 image: a 4-px block's centre pixels are close to each other.
+    assert x.shape == (1, 3, 32, 32) and (x[..., 1:, :] - x[..., :-1, :]).abs().max() < 0.5
+
+
+def test_black_border_fill_and_initial() -> None:
+    assert fill("black", 2, 8, channels=1).abs().max() == 0
+    sched = StageSchedule(32, stages=3, channels=1)
+    first = sched.initial(2, torch.Generator().manual_seed(0), border="black")
+    assert first.min() >= 0 and first.max() <= 0.1
+    grown = sched.grow(torch.ones(2, 1, sched.sizes[0], sched.sizes[0]), 1, border="black")
+    assert grown[..., 0, 0].abs().max() == 0 and grown.max() == 1

@@ -73,6 +73,7 @@ class ConfigBase:
     betas: tuple[float, float] = (0.5, 0.99)  # Adam's betas
     lr_schedule: LrSchedule = "cosine"  # cosine decay to 0 (within each stage), or constant
     param: ParamKind = "pixels"  # what Adam moves: "pixels" (the papers) or a 1/f "fourier" spectrum in decorrelated colour
+    lowres_factor: float = 0.25  # param="lowres": pixels at this fraction of the side, upsampled bilinearly; paper: none
 
     # Speed, no effect on the maths beyond rounding.
     amp: bool = False  # bfloat16 autocast for the model's forward pass
@@ -87,6 +88,8 @@ class ConfigBase:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.param not in PARAM_KINDS:
             raise ValueError(f"param must be one of {', '.join(PARAM_KINDS)}, got {self.param!r}")
+        if not 0.0 < self.lowres_factor <= 1.0:
+            raise ValueError(f"lowres_factor must be in (0, 1], got {self.lowres_factor}")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
 
     def replace(self: C, **overrides: Any) -> C:
@@ -150,7 +153,7 @@ class InversionConfig(ConfigBase):
     l2_weight: float = 0.0  # L2 image prior ‖x‖₂ (pixel space); paper: 0
 
     # Image quality (piikit options, not in the paper; each off by default and in ``paper``).
-    border: BorderFill = "noise"  # fill of the first image and of each grown border: "noise" (paper) or "grey"
+    border: BorderFill = "noise"  # fill of the first image and of each grown border: "noise" (paper), "grey" or "black"
     zoom_jitter: float = 0.0  # per-copy random zoom U(1 - z, 1 + z); paper: 0 (no zoom)
     rotate: float = 0.0  # per-copy random rotation U(-r, r) in degrees; paper: 0
 

@@ -155,7 +155,7 @@ class Inversion:
         self.affine = RandomAffine(cfg.zoom_jitter, cfg.rotate)
         # What the optimizer moves (self.image): the pixels themselves (the paper), or
         # parameters that self.param decodes into pixels.
-        self.param = make_param(cfg.param)
+        self.param = make_param(cfg.param, cfg.lowres_factor)
         self._target_tensor = torch.tensor(self.targets, device=self.device)
         self._has_targets = self.targets[0] >= 0
         self._owner = torch.arange(len(self.targets), device=self.device).repeat_interleave(self.config.ensemble)

@@ -12,6 +12,14 @@ feature-visualization practice of Olah et al. (*Feature Visualization*, Distill 
     colour axis at a similar rate, which favours smooth, natural-looking images over the
     per-pixel high-frequency noise of plain pixels.
 
+``"lowres"``
+    pixels at ``lowres_factor`` times the image's side (8×8 for a 32-px image at 0.25),
+    shown to the model bilinearly upsampled (:class:`LowResParam`). For models that only
+    ever saw low-resolution content (the digits models of :mod:`piikit.models.digits` are
+    trained on 8×8 scans upsampled to 32 px): optimized pixel by pixel, their inversions
+    are free to put energy at frequencies the data never had (stripes, checkerboards),
+    which the model tolerates and other models do not.
+
 A parameterization maps pixels to its parameters (:meth:`~Parameterization.encode`) and
 back (:meth:`~Parameterization.decode`); the step loop grows the *pixels* at each stage and
 re-encodes them into the new, larger spectrum, so zoom + centering work unchanged.
@@ -26,10 +34,11 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["Parameterization", "PixelParam", "FourierParam", "make_param", "ParamKind", "PARAM_KINDS"]
+__all__ = ["Parameterization", "PixelParam", "FourierParam", "LowResParam", "make_param", "ParamKind", "PARAM_KINDS"]
 
-ParamKind = Literal["pixels", "fourier"]
+ParamKind = Literal["pixels", "fourier", "lowres"]
 PARAM_KINDS: tuple[str, ...] = get_args(ParamKind)
 
 # ImageNet's RGB covariance as its principal axes (Krizhevsky et al. 2012, the "lighting"
@@ -141,10 +150,61 @@ class FourierParam(Parameterization):
         return torch.sigmoid(torch.einsum("ij,kjhw->kihw", colour, decorrelated))
 
 
-def make_param(kind: ParamKind) -> Parameterization:
-    """The parameterization called ``kind`` (``"pixels"`` or ``"fourier"``)."""
+class LowResParam(Parameterization):
+    """Pixels at ``factor`` times the image's side (at least ``min_side``), upsampled bilinearly.
+
+    The low-resolution pixels are clamped to [0, 1] after each step (a bilinear upsampling
+    of values in [0, 1] stays in [0, 1]); each stage's grown image is re-encoded by area
+    downsampling, so zoom + centering work unchanged.
+
+    >>> p = LowResParam(0.25)
+    >>> x = torch.rand(2, 1, 8, 8)
+    >>> params = p.encode(F.interpolate(x, size=32, mode="bilinear", align_corners=False))
+    >>> tuple(params.shape), tuple(p.decode(params).shape)
+    ((2, 1, 8, 8), (2, 1, 32, 32))
+    """
+
+    clamp = True
+
+    def __init__(self, factor: float = 0.25, min_side: int = 2) -> None:
+        if not 0.0 < factor <= 1.0 or min_side < 1:
+            raise ValueError(f"need 0 < factor <= 1 and min_side >= 1, got {factor}, {min_side}")
+        self.factor = float(factor)
+        self.min_side = int(min_side)
+        self._sizes: dict[int, int] = {}  # low-resolution side -> the side it decodes to
+
+    def side(self, size: int) -> int:
+        """The optimized side for an image of side ``size``."""
+        return min(size, max(self.min_side, round(size * self.factor)))
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        h, w = pixels.shape[-2:]
+        if h != w:
+            raise ValueError(f"LowResParam needs square images, got {h}×{w}")
+        low = self.side(h)
+        self._sizes[low] = h
+        x = pixels.detach().float()
+        if low != h:
+            x = F.interpolate(x, size=(low, low), mode="area")
+        return x.clamp(0, 1).clone()
+
+    def decode(self, params: torch.Tensor) -> torch.Tensor:
+        low = params.shape[-1]
+        size = self._sizes.get(low)
+        if size is None:
+            raise ValueError(f"no image of side {low} was encoded; encode pixels first")
+        if size == low:
+            return params
+        return F.interpolate(params, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def make_param(kind: ParamKind, lowres_factor: float = 0.25) -> Parameterization:
+    """The parameterization called ``kind`` (``"pixels"``, ``"fourier"`` or ``"lowres"``;
+    ``lowres_factor`` is the side ratio of ``"lowres"``)."""
     if kind == "pixels":
         return PixelParam()
     if kind == "fourier":
         return FourierParam()
+    if kind == "lowres":
+        return LowResParam(lowres_factor)
     raise ValueError(f"unknown parameterization {kind!r}; choose one of {', '.join(PARAM_KINDS)}")

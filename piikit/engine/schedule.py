@@ -35,17 +35,20 @@ __all__ = ["StageSchedule", "ScheduleMode", "SCHEDULE_MODES", "BorderFill", "BOR
 
 ScheduleMode = Literal["zoom+center", "zoom", "center", "none"]
 SCHEDULE_MODES: tuple[str, ...] = get_args(ScheduleMode)
-BorderFill = Literal["noise", "grey"]
+BorderFill = Literal["noise", "grey", "black"]
 BORDER_FILLS: tuple[str, ...] = get_args(BorderFill)
 
 
 def fill(kind: BorderFill, batch: int, size: int, generator: torch.Generator | None = None,
          device: torch.device | None = None, channels: int = 3, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """A batch × channels × size × size image of the border fill: uniform noise or mid-grey."""
+    """A batch × channels × size × size image of the border fill: uniform noise, mid-grey or black
+    (0: the surround of dark-background data such as digits)."""
     if kind == "noise":
         return torch.rand(batch, channels, size, size, generator=generator, device=device, dtype=dtype)
     if kind == "grey":
         return torch.full((batch, channels, size, size), 0.5, device=device, dtype=dtype)
+    if kind == "black":
+        return torch.zeros((batch, channels, size, size), device=device, dtype=dtype)
     raise ValueError(f"unknown border fill {kind!r}; choose one of {', '.join(BORDER_FILLS)}")
 
 
@@ -110,13 +113,16 @@ class StageSchedule:
     def initial(self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None,
                 border: BorderFill = "noise") -> torch.Tensor:
         """The first stage's image, batch × channels × s × s: uniform noise (the paper), or for
-        ``border="grey"`` mid-grey with faint noise (±0.05). The noise matters: for a model
+        ``border="grey"`` mid-grey with faint noise (±0.05), for ``"black"`` faint noise in
+        [0, 0.1] (values stay in [0, 1]). The noise matters: for a model
         whose input normalization maps 0.5 to 0 (Lite's mean = 0.5), a flat grey image can be
         a point where every ReLU input is 0 and the gradient vanishes."""
         s = self.sizes[0]
         noise = torch.rand(batch, self.channels, s, s, generator=generator, device=device)
         if border == "noise":
             return noise
+        if border == "black":
+            return noise * 0.1
         return fill(border, batch, s, generator, device, self.channels) + (noise - 0.5) * 0.1
 
     def canvas(self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor | None:
@@ -131,7 +137,7 @@ class StageSchedule:
     ) -> torch.Tensor:
         """The starting image of ``stage`` made from the previous stage's final ``image``:
         upsampled to the paste size and pasted in the centre of a new canvas filled with
-        ``border`` (``"noise"``: uniform noise, the paper; ``"grey"``: mid-grey)."""
+        ``border`` (``"noise"``: uniform noise, the paper; ``"grey"``: mid-grey; ``"black"``: 0)."""
         size, paste = self.sizes[stage], self.paste_size(stage)
         image = image.detach()
         if self.mode == "none":

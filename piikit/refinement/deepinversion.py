@@ -204,7 +204,7 @@ def _loop_config(cfg: DeepInversionConfig, size: int, steps: int, jitter: int, l
     return InversionConfig(
         image_size=size, stages=1, steps_per_stage=steps, schedule="none",
         jitter=jitter, flip=cfg.flip, color_shift=False, ensemble=1, micro_batch=None,
-        lr=lr, betas=cfg.betas, lr_schedule=cfg.lr_schedule, param=cfg.param,
+        lr=lr, betas=cfg.betas, lr_schedule=cfg.lr_schedule, param=cfg.param, lowres_factor=cfg.lowres_factor,
         amp=cfg.amp, channels_last=cfg.channels_last,
     )
 
