@@ -141,7 +141,7 @@ def _layer_kind(shape: tuple[int, ...], grid: tuple[int, tuple[int, int]] | None
 
 def _probe(clf: Classifier, modules: Mapping[str, nn.Module], device: torch.device,
            image: torch.Tensor | None = None) -> list[tuple[str, tuple[int, ...]]]:
-    x = image if image is not None else torch.zeros(1, 3, *clf.input_size, device=device)
+    x = image if image is not None else torch.zeros(1, clf.in_chans, *clf.input_size, device=device)
     with torch.no_grad(), _captured_shapes(modules) as seen:
         clf(x)
     return seen
@@ -160,7 +160,7 @@ def default_layer(model: ModelLike) -> str:
     """
     with _classifier(model) as clf:
         device = module_device(clf)
-        return _default_layer(clf, torch.zeros(1, 3, *clf.input_size, device=device))
+        return _default_layer(clf, torch.zeros(1, clf.in_chans, *clf.input_size, device=device))
 
 
 def _default_layer(clf: Classifier, x: torch.Tensor) -> str:
@@ -235,7 +235,7 @@ def attribute(
     Args:
         model: a :class:`piikit.Classifier`, any ``nn.Module`` returning logits (wrapped by
             :func:`piikit.load_model`, which reads its normalization), or a model name.
-        images: N×3×H×W in [0, 1] (3×H×W for one image), or an :class:`InversionResult`
+        images: N×C×H×W in [0, 1] (C×H×W for one image; C = the model's channels), or an :class:`InversionResult`
             (its images, and its targets when ``target`` is None).
         target: Captum's semantics plus class names: an int or name (all images), a list
             with one int or name per image, or a tensor of indices. None: each image's

@@ -71,8 +71,10 @@ def score(
     higher probabilities. The size each evaluator saw is in the rows.
 
     Args:
-        images: N×3×H×W in [0, 1] (or one 3×H×W image).
-        targets: N class indices or names (one per image; a single one is repeated).
+        images: N×C×H×W in [0, 1] (or one C×H×W image); every evaluator must take C
+            channels (1 for grayscale models such as the digits ones).
+        targets: N class indices or names (one per image; a single one is repeated);
+            names are looked up in each evaluator's ``class_names``.
         evaluators: model names, classifiers or modules; default: the offline models
             other than ``inverted``.
         inverted: the name of the model that made the images, to exclude it by default.
@@ -91,13 +93,8 @@ def score(
     """
     if images.ndim == 3:
         images = images[None]
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must be N×3×H×W, got {tuple(images.shape)}")
-    target_ids = resolve_classes(targets)
-    if len(target_ids) == 1 and len(images) > 1:
-        target_ids = target_ids * len(images)
-    if len(target_ids) != len(images):
-        raise ValueError(f"{len(images)} images but {len(target_ids)} targets")
+    if images.ndim != 4:
+        raise ValueError(f"images must be N×C×H×W, got {tuple(images.shape)}")
     if evaluators is None:
         evaluators = default_evaluators(inverted)
     elif isinstance(evaluators, (str, torch.nn.Module)):
@@ -107,6 +104,15 @@ def score(
     rows: list[dict[str, Any]] = []
     for spec in evaluators:
         model = _evaluator(spec).to(dev).eval()
+        if images.shape[1] != model.in_chans:
+            raise ValueError(f"{model.name} takes {model.in_chans}-channel images, but the images have "
+                             f"{images.shape[1]} channel(s) (shape {tuple(images.shape)})")
+        # Class names are the evaluator's own (a custom model's class_names, or ImageNet's).
+        target_ids = resolve_classes(targets, model.class_names)
+        if len(target_ids) == 1 and len(images) > 1:
+            target_ids = target_ids * len(images)
+        if len(target_ids) != len(images):
+            raise ValueError(f"{len(images)} images but {len(target_ids)} targets")
         if max(target_ids) >= model.num_classes:
             raise ValueError(f"target {max(target_ids)} is out of range for {model.name} ({model.num_classes} classes)")
         probs = []

@@ -36,7 +36,7 @@ def _draw_attr(ax: "Axes", attr: np.ndarray, image: np.ndarray, method: str, sig
     kept = {"positive": np.maximum(flat, 0), "negative": np.minimum(flat, 0)}.get(sign, flat)
     if not np.any(kept):
         # Captum cannot normalize an all-zero map (it asserts); show an empty panel instead.
-        ax.imshow(image if method == "blended_heat_map" else np.zeros_like(flat), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(_gray(image) if method == "blended_heat_map" else np.zeros_like(flat), cmap="gray", vmin=0, vmax=1)
         ax.text(0.5, 0.5, f"no {sign.replace('_', ' ')} attribution", transform=ax.transAxes, ha="center",
                 va="center", fontsize=8, color="tab:red")
         ax.set_xticks([])
@@ -46,8 +46,13 @@ def _draw_attr(ax: "Axes", attr: np.ndarray, image: np.ndarray, method: str, sig
                              outlier_perc=outlier_perc, cmap=cmap, alpha_overlay=alpha, use_pyplot=False)
 
 
+def _gray(image: np.ndarray) -> np.ndarray:
+    """H×W×1 → H×W (matplotlib draws no one-channel H×W×1 array); others unchanged."""
+    return image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+
+
 def _image_panel(ax: "Axes", image: np.ndarray, title: str | None) -> None:
-    ax.imshow(image)
+    ax.imshow(_gray(image), cmap="gray", vmin=0, vmax=1)
     ax.set_xticks([])
     ax.set_yticks([])
     if title is not None:
@@ -90,7 +95,7 @@ def plot_attributions(
     the top ``outlier_perc`` % clipped, as Captum does); never shows the figure.
 
     Args:
-        images: N×3×H×W in [0, 1] (or one 3×H×W).
+        images: N×C×H×W in [0, 1] (or one C×H×W; C = 1 draws in grey).
         attributions: N×C×H×W or N×H×W from :func:`piikit.attribute`.
         titles: one per image (e.g. ``result.labels``), shown on the image panel.
         sign: ``"absolute_value"``, ``"positive"``, ``"negative"`` or ``"all"`` (Captum's).
