@@ -91,7 +91,7 @@ def attribution_share(clf: piikit.Classifier, images: torch.Tensor, target: int,
 
 
 def invert(clf: piikit.Classifier, target: int, copies: int, seed: int, args: argparse.Namespace) -> torch.Tensor:
-    cfg = PII.replace(param=args.param, lowres_factor=args.lowres_factor, **parse_set(args.set))
+    cfg = PII.replace(param=args.param, lowres_factor=args.lowres_factor, border=args.border, **parse_set(args.set))
     return piikit.invert(clf, [target] * copies, cfg, seed=seed, device="cpu", progress=False).images
 
 
@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--copies", type=int, default=4, help="images of the target class per inversion run")
     parser.add_argument("--param", default="pixels", choices=["lowres", "pixels", "fourier"])
     parser.add_argument("--lowres-factor", type=float, default=0.25)
+    parser.add_argument("--border", default="grey", help="border fill (the recorded runs: grey)")
     parser.add_argument("--set", nargs="*", default=[], help="InversionConfig overrides, key=value[,key=value]")
     parser.add_argument("--attribution-images", type=int, default=64)
     parser.add_argument("--train-seed", type=int, default=0)

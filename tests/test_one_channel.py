@@ -86,3 +86,21 @@ def test_invert_compare_and_result_titles_with_class_names(gray_cnn, gray_vit, t
     assert any("digit_7" in p.name for p in result.save(tmp_path))
     fig = result.show()
     assert "digit 7" in " ".join(ax.get_title() for ax in fig.axes)
+
+
+def test_region_contrast_and_matrix_plot():
+    from piikit.analysis.evaluate import region_contrast
+    from piikit.interfaces.matrix_plot import off_diagonal_mean, plot_matrices
+
+    x = torch.full((2, 1, 16, 16), 0.2)
+    x[0, :, -5:-1, -5:-1] = 1.0
+    mask = torch.zeros(16, 16, dtype=torch.bool)
+    mask[-5:-1, -5:-1] = True
+    c = region_contrast(x, mask)
+    assert c[0] == pytest.approx(0.8) and c[1] == pytest.approx(0.0)
+    matrix = {"cnn": {"cnn": {"top1": 1.0, "top1_spread": 0.0}, "vit": {"top1": 0.4, "top1_spread": 0.2}},
+              "vit": {"cnn": 0.8, "vit": 1.0}}
+    assert off_diagonal_mean(matrix) == pytest.approx(0.6)
+    fig = plot_matrices({"PII": matrix, "DI": {"cnn": matrix["cnn"], "vit": None}}, notes={"DI": {"vit": "refused"}})
+    assert len(fig.axes) == 3 and "0.60" in fig.axes[0].get_title()
+    assert any(t.get_text() == "refused" for t in fig.axes[1].texts)

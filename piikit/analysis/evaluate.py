@@ -21,7 +21,7 @@ from piikit.device import resolve_device
 from piikit.labels import label, resolve_classes
 from piikit.models import OFFLINE_MODELS, Classifier, load_model
 
-__all__ = ["score", "summarize", "format_scores", "tv_per_pixel", "default_evaluators"]
+__all__ = ["score", "summarize", "format_scores", "tv_per_pixel", "region_contrast", "default_evaluators"]
 
 
 def tv_per_pixel(images: torch.Tensor) -> torch.Tensor:
@@ -34,6 +34,26 @@ def tv_per_pixel(images: torch.Tensor) -> torch.Tensor:
     dh = (images[..., 1:, :] - images[..., :-1, :]).abs().mean(dim=(-3, -2, -1))
     dw = (images[..., :, 1:] - images[..., :, :-1]).abs().mean(dim=(-3, -2, -1))
     return (dh + dw) / 2
+
+
+def region_contrast(images: torch.Tensor, mask: torch.Tensor, ring: int = 2) -> torch.Tensor:
+    """(N,) how much brighter a region is than its surround: the mean over channels and
+    ``mask``'s pixels (H×W, bool) minus the mean over the ring of pixels up to ``ring`` px
+    around it (inside the image). Positive: the region stands out bright, e.g. a backdoor's
+    trigger patch drawn by an inversion (notebook 12).
+
+    >>> x = torch.zeros(1, 1, 8, 8); x[..., 2:4, 2:4] = 1.0
+    >>> m = torch.zeros(8, 8, dtype=torch.bool); m[2:4, 2:4] = True
+    >>> round(float(region_contrast(x, m)[0]), 2)
+    1.0
+    """
+    mask = mask.to(images.device, torch.bool)
+    grown = F.max_pool2d(mask[None, None].float(), 2 * ring + 1, stride=1, padding=ring)[0, 0].bool()
+    surround = grown & ~mask
+    if not mask.any() or not surround.any():
+        raise ValueError("the mask must select some pixels and leave a surround")
+    x = images.float().mean(dim=-3) if images.ndim == 4 else images.float()
+    return x[:, mask].mean(1) - x[:, surround].mean(1)
 
 
 def default_evaluators(inverted: str | None = None) -> list[str]:
