@@ -15,8 +15,7 @@ Then inverts ``--classes`` digits with each model, ``--seeds`` seeds, by each ``
 
 ``pii``
     Plug-In Inversion with one shared setting (``PII`` below; ``--set key=value`` changes an
-    :class:`~piikit.InversionConfig` field, ``--param`` the image parameterization:
-    ``lowres`` = :class:`piikit.engine.lowres.LowResParam`, ``pixels`` or ``fourier``);
+    :class:`~piikit.InversionConfig` field, e.g. ``--set param=pixels`` or ``border=grey``);
 ``ce``
     plain cross-entropy with the same step budget and lr: no jitter, no ColorShift, an
     ensemble of 1, no zoom or centering (``schedule="none"``, which only restarts Adam per stage);
@@ -37,7 +36,7 @@ trio x method under ``--png`` (rows: seed 0 cnn, vit, mixer, then seed 1 ...; co
 
     OMP_NUM_THREADS=1 python benchmarks/architectures.py                       # robust trio, PII + CE + DI
     python benchmarks/architectures.py --trios standard augmented robust --methods pii
-    python benchmarks/architectures.py --param pixels --set lr=0.05           # another setting
+    python benchmarks/architectures.py --set param=pixels,lr=0.05             # another setting
 """
 
 from __future__ import annotations
@@ -67,7 +66,6 @@ from piikit.models.digits import (
     train_digits_model,
 )
 from piikit.errors import UnsupportedModelError
-from piikit.engine.lowres import LowResParam
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,7 +78,7 @@ TRIOS: dict[str, dict[str, Any]] = {
 # The shared PII setting for all three families (32-px digits): the paper's 7 zoom + centering
 # stages, a 2-px jitter, ColorShift at half the paper's range (alpha = beta = 0.5), an ensemble
 # of 8 with a random zoom (±10 %) and rotation (±10°) per copy, the image optimized at a quarter
-# of each stage's side (8x8 at 32 px, LowResParam) and upsampled bilinearly, grey borders.
+# of each stage's side (8x8 at 32 px, param="lowres") and upsampled bilinearly, black borders.
 # Best of the settings tried on the robust trio (1 seed, 10 classes; off-diagonal mean top-1):
 # alpha = beta = 1: 0.42-0.47; 0.5: 0.50; + rotate/zoom: 0.52; jitter 4: 0.48; pixels at full
 # resolution: 0.45; LowResParam(0.5): 0.50; schedule "none": 0.47-0.50; lr 0.02: 0.50; ensemble 16
@@ -88,9 +86,8 @@ TRIOS: dict[str, dict[str, Any]] = {
 # chance (0.18, 0.14 clean) and the trio at 0.18-0.23.
 PII = InversionConfig(
     image_size=32, stages=7, steps_per_stage=48, schedule="zoom+center", jitter=2, ensemble=8, lr=0.05,
-    alpha=0.5, beta=0.5, rotate=10.0, zoom_jitter=0.1, param="pixels", border="grey",
+    alpha=0.5, beta=0.5, rotate=10.0, zoom_jitter=0.1, param="lowres", lowres_factor=0.25, border="black",
 )
-LOWRES_FACTOR = 0.25
 
 
 def _value(text: str) -> Any:
@@ -117,19 +114,28 @@ def machine() -> dict[str, Any]:
             "platform": platform.platform()}
 
 
+def adv_radii(text: str) -> dict[str, float]:
+    """``"0.5"`` (every family) or ``"cnn=1.0,vit=0.5,mixer=1.0"`` (families left out: 0.5)."""
+    if "=" not in text:
+        return dict.fromkeys(ARCHITECTURES, float(text))
+    radii = dict.fromkeys(ARCHITECTURES, 0.5)
+    radii.update({k: float(v) for k, v in parse_set([text]).items()})
+    return radii
+
+
 def train_trio(name: str, args: argparse.Namespace) -> dict[str, TrainedDigitsModel]:
-    options = dict(TRIOS[name])
-    if "adv_eps" in options:
-        options["adv_eps"] = args.adv_eps
-    cfg = DigitsTraining(seed=args.train_seed, **options)
-    return {arch: train_digits_model(arch, cfg, cache_dir=args.cache) for arch in ARCHITECTURES}
+    out = {}
+    for arch in ARCHITECTURES:
+        options = dict(TRIOS[name])
+        if "adv_eps" in options:
+            options["adv_eps"] = adv_radii(args.adv_eps)[arch]
+        cfg = DigitsTraining(seed=args.train_seed, **options)
+        out[arch] = train_digits_model(arch, cfg, cache_dir=args.cache)
+    return out
 
 
 def pii_config(args: argparse.Namespace) -> InversionConfig:
-    cfg = PII.replace(**parse_set(args.set))
-    if args.param == "fourier":
-        cfg = cfg.replace(param="fourier")
-    return cfg
+    return PII.replace(**parse_set(args.set))
 
 
 def ce_config(pii: InversionConfig) -> InversionConfig:
@@ -153,10 +159,7 @@ def invert(method: str, model: TrainedDigitsModel, classes: list[int], seed: int
     clf = model.classifier
     pii = pii_config(args)
     if method == "pii":
-        run = piikit.Inversion(clf, classes, pii, seed=seed, device="cpu", progress=False)
-        if args.param == "lowres":
-            run.param = LowResParam(args.lowres_factor)
-        return run.run().images
+        return piikit.invert(clf, classes, pii, seed=seed, device="cpu", progress=False).images
     if method == "ce":
         return piikit.invert(clf, classes, ce_config(pii), seed=seed, device="cpu", progress=False).images
     if method in ("di", "di_nobn"):
@@ -231,10 +234,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         choices=["pii", "ce", "di", "di_nobn"])
     parser.add_argument("--classes", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--param", default="lowres", choices=["lowres", "pixels", "fourier"])
-    parser.add_argument("--lowres-factor", type=float, default=LOWRES_FACTOR)
     parser.add_argument("--set", nargs="*", default=[], help="InversionConfig overrides for PII, key=value[,key=value]")
-    parser.add_argument("--adv-eps", type=float, default=0.5)
+    parser.add_argument("--adv-eps", default="0.5", help="L2 PGD radius of the robust trio: one number, or per family "
+                        "cnn=R,vit=R,mixer=R")
+    parser.add_argument("--eval-eps", type=float, default=0.5, help="L2 radius of the reported robust accuracy")
     parser.add_argument("--train-seed", type=int, default=0)
     parser.add_argument("--cache", default=str(ROOT / "out" / "digits-cache"))
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "architectures.json"))
@@ -246,8 +249,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": " ".join([Path(sys.executable).name, *sys.argv]) if argv is None else " ".join(argv),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(), "seeds": args.seeds, "classes": args.classes,
-        "pii_config": {**pii_config(args).to_dict(), "param_used": args.param,
-                       **({"lowres_factor": args.lowres_factor} if args.param == "lowres" else {})},
+        "pii_config": pii_config(args).to_dict(),
         "ce_config": ce_config(pii_config(args)).to_dict(),
         "di_config": di_config(pii_config(args), "required").to_dict(),
         "trios": {},
@@ -256,12 +258,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for trio in args.trios:
         models = train_trio(trio, args)
         acc_rows = {}
-        print(f"\n### {trio} trio\n\n| model | clean acc | PGD-L2 acc @ {args.adv_eps} | train s |\n|---|---|---|---|")
+        print(f"\n### {trio} trio\n\n| model | clean acc | PGD-L2 acc @ {args.eval_eps} | trained at | train s |\n|---|---|---|---|---|")
         for arch, m in models.items():
-            rob = robust_accuracy(m.classifier.model, data.test_images, data.test_labels, args.adv_eps)
+            rob = robust_accuracy(m.classifier.model, data.test_images, data.test_labels, args.eval_eps)
             acc_rows[arch] = {"clean": m.test_accuracy, "robust": rob, "train_seconds": m.train_seconds,
                               "training": m.training.__dict__}
-            print(f"| {arch} | {m.test_accuracy:.3f} | {rob:.3f} | {m.train_seconds:.1f} |")
+            print(f"| {arch} | {m.test_accuracy:.3f} | {rob:.3f} | {m.training.adv_eps} | {m.train_seconds:.1f} |")
         report["trios"][trio] = {"accuracy": acc_rows, "methods": {}}
         for method in args.methods:
             per_seed: list[dict[str, Any]] = []
