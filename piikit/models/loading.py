@@ -113,6 +113,15 @@ def load_model(
     >>> digits = load_model(my_1ch_cnn, input_size=8, mean=(0.5,), std=(0.5,))  # doctest: +SKIP
     >>> digits.in_chans  # doctest: +SKIP
     1
+
+    Your own model class from a checkpoint (a state dict): build the class, load the weights
+    without running code, then wrap it with its normalization, input size and class names
+    (which then show in titles, file names, ``resolve_class`` and ``score`` tables)::
+
+        net = MyNet()
+        net.load_state_dict(torch.load("my_net.pt", weights_only=True))
+        clf = load_model(net, input_size=32, mean=(0.5,), std=(0.5,), class_names=["cat", "dog"])
+        piikit.invert(clf, "dog")
     """
     if isinstance(model, Classifier):
         clf = model
