@@ -253,3 +253,20 @@ def test_sweep_temporaries_are_removed_after_a_failed_write(tmp_path, monkeypatc
     with pytest.raises(OSError, match="No space left"):
         sweep_store.write_atomic(tmp_path / "contact_sheet.png", b"png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stale_torchrun_environment_fails_the_command_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    argv = ["sweep", *SWEEP_CLI, "--classes", "1", "--out", str(tmp_path / "runs")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "rank 1 of 2 by WORLD_SIZE/RANK" in err and "MASTER_ADDR" in err and "\n" not in err
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29733")
+    monkeypatch.setenv("PIIKIT_RENDEZVOUS_TIMEOUT", "2")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "did not join at 127.0.0.1:29733 within 2 s" in err and "\n" not in err
+    assert not (tmp_path / "runs").exists()  # nothing written
