@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import types
 import typing
 from collections.abc import Sequence
 from functools import lru_cache
@@ -91,7 +92,7 @@ def check_field(name: str, value: Any, annotation: Any) -> Any:
         if not isinstance(value, str) or value not in args:
             raise InvalidValueError(f"{name} must be one of {', '.join(map(repr, args))}, got {_show(value)}")
         return value
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union)):
+    if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         options = [a for a in args if a is not type(None)]

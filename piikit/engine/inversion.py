@@ -487,8 +487,9 @@ def invert(
     Args:
         model: a :class:`Classifier`, any ``nn.Module`` returning logits, or a name for
             :func:`piikit.load_model` (``"efficientnet_lite0"`` works offline).
-        targets: a class index or name, or a list of them; all are optimized together in
-            one batch, each with its own image and its own ColorShift ensemble.
+        targets: a class index or name, or a list (a 1-d array or tensor) of them; integer-likes
+            (``np.int64(5)``, ``torch.tensor(5)``, ``5.0``) count as indices. All are optimized
+            together in one batch, each with its own image and its own ColorShift ensemble.
         preset: ``"fast"`` (the default, as for every entry point: the paper's stages and
             augmentations with 64 steps per stage and an ensemble of 4, tens of seconds per
             class for Lite0 on 2 CPU cores), ``"paper"`` (7 stages × 400 steps, ensemble 32:
@@ -504,7 +505,9 @@ def invert(
         progress: show progress: a bar in a notebook or on a terminal, one line per
             stage when stderr is a file or a pipe (:mod:`piikit.engine.progress`).
         init: K×C×H×W images in [0, 1] to start from instead of noise (C: the model's
-            input channels); values outside [0, 1] are clamped with a warning, NaN/inf refused.
+            input channels): a tensor, a numpy array or nested list, or a PNG path (or a list
+            of paths); uint8 pixels are divided by 255; other values outside [0, 1] are
+            clamped with a warning, NaN/inf refused.
         num_images: how many images a feature objective makes when ``targets`` is None.
         **overrides: any :class:`InversionConfig` field, e.g. ``ensemble=8``; ``None`` keeps
             the preset's value.
