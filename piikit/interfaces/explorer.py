@@ -251,7 +251,7 @@ class Explorer(w.VBox):
         # InversionConfig fields (KNOB_GROUPS), the last one DeepInversion's.
         tabs = [w.VBox([self.knobs[name] for name in names]) for names in KNOB_GROUPS.values()]
         tabs.append(w.VBox([self.refine_box, self.refine_preset, *self.refine_knobs.values()]))
-        self.tabs = w.Tab(children=tabs, titles=[*KNOB_GROUPS, "refine"], layout=w.Layout(width="350px"))
+        self.tabs = w.Tab(children=tabs, titles=[*KNOB_GROUPS, "refine"], layout=w.Layout(width="372px"))
         controls = w.VBox([
             self.model_box, self.class_box, self.preset, self.seed,
             w.HBox([self.run_button, self.stop_button]), self.tabs,
