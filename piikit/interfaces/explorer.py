@@ -381,10 +381,16 @@ class Explorer(w.VBox):
         while not inversion.done and not self._stop.is_set():
             began = time.perf_counter()
             result = inversion.run(max_steps=self.chunk)
+            ran = time.perf_counter()
             self.result = result
             self._refresh(result.images, result.snapshots)
-            per_step = (time.perf_counter() - began) / max(1, self.chunk)
-            self.chunk = max(1, min(200, int(self.refresh_s / max(per_step, 1e-6))))
+            drawn = time.perf_counter() - ran
+            per_step = (ran - began) / max(1, self.chunk)
+            # A refresh (PNGs and a matplotlib curve) takes CPU time from the run: a chunk lasts
+            # refresh_s, and at least 8 refreshes' time, so drawing costs at most ~1/9 of the run
+            # (measured on 2 busy cores: refreshing every second doubled the first Run's CPU time).
+            every = max(self.refresh_s, 8 * drawn) if self.refresh_s > 0 else 0.0
+            self.chunk = max(1, min(200, int(every / max(per_step, 1e-6))))
         if self.result is not None and self.result.interrupted and self.result.stop_reason is None:
             self.result.stop_reason = "stopped"  # Stop came between two chunks
         if self.refine_box.value and inversion.done and not self._stop.is_set():
