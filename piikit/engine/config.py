@@ -11,7 +11,7 @@ Presets, by name:
     exactly the defaults: about an hour per class for EfficientNet-Lite0 on 2 CPU cores.
 ``fast``
     The default of every entry point (:func:`~piikit.invert`, :func:`make_config`,
-    :func:`~piikit.compare`, :func:`~piikit.sweep`, the explorer and the ``piikit`` command):
+    :func:`~piikit.compare`, :func:`~piikit.sweep` and the ``piikit`` command; the explorer starts on ``glance``):
     the paper's 7 stages and augmentations with 64 steps each, an ensemble of 4 and lr 0.03
     (fewer steps need a larger step to move the image as far): still PII's method and
     pixels, at a cost that fits a laptop CPU (tens of seconds per class), and images other
@@ -22,9 +22,14 @@ Presets, by name:
     (``param="fourier"``, lr 0.1), grown borders are mid-grey instead of noise, and each copy
     gets a random zoom (±10 %) and rotation (±10°): smooth, photo-like textures instead of
     rainbow pixel noise. ``channels_last=True`` and ``micro_batch=8`` change only rounding.
+``glance``
+    ``clear`` at 160 px with 16 steps per stage: a first look in about 15 s per class on 2
+    idle CPU cores, and the explorer's default (its first Run). Measured on 6 classes x 2
+    seeds (Lite0 inverted): Lite1 / Lite2 top-1 0.50 / 0.17; volcano, jellyfish and daisy
+    read as such, goldfinch and school bus stay grey texture (use ``clear``).
 ``preview``
     3 stages of 10 steps, ensemble 2, lr 0.1: seconds, for tests, notebooks' smoke mode
-    and trying things out.
+    and trying things out (pixel noise to the eye).
 
 How the presets were chosen, with their measured quality and speed: ``docs/benchmarks.md``.
 
@@ -185,6 +190,8 @@ PRESETS: dict[str, InversionConfig] = {
     "preview": InversionConfig(stages=3, steps_per_stage=10, ensemble=2, lr=0.1),
     "clear": InversionConfig(steps_per_stage=64, ensemble=4, lr=0.1, micro_batch=8, param="fourier", border="grey",
                              zoom_jitter=0.1, rotate=10.0, channels_last=True),
+    "glance": InversionConfig(steps_per_stage=16, image_size=160, ensemble=4, lr=0.1, micro_batch=8, param="fourier",
+                              border="grey", zoom_jitter=0.1, rotate=10.0, channels_last=True),
 }
 
 
