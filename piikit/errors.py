@@ -20,6 +20,8 @@ __all__ = [
     "UnsupportedModelError",
     "DeviceUnavailableError",
     "InversionFailed",
+    "InvalidValueError",
+    "WriteFailed",
     "first_line",
 ]
 
@@ -75,6 +77,17 @@ class InversionFailed(PiikitError, RuntimeError):
     def __init__(self, message: str, partial: Any = None) -> None:  # partial: an InversionResult or None
         super().__init__(message)
         self.partial: Any = partial
+
+
+class InvalidValueError(PiikitError, ValueError, TypeError):
+    """A setting, count or target of the wrong type or out of range (both a ``ValueError``
+    and a ``TypeError``, so either ``except`` catches it); the message names the value and
+    what is accepted."""
+
+
+class WriteFailed(PiikitError, OSError):
+    """Saving a result failed (disk full, no permission); the message names the path and
+    where the unsaved images were kept instead, if anywhere."""
 
 
 def first_line(error: BaseException) -> str:

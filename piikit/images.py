@@ -61,8 +61,14 @@ def read_png(path: str | os.PathLike) -> torch.Tensor:
     """A PNG (or any image PIL reads) as a 3×H×W RGB tensor in [0, 1]."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        array = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    try:
+        with Image.open(path) as im:
+            array = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError) as error:  # not an image, truncated, corrupt
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"{os.fspath(path)} is not a readable image ({reason})") from error
     return torch.from_numpy(array).permute(2, 0, 1)
 
 

@@ -3,6 +3,8 @@ to do instead, found before a run starts (so no work is lost), from Python and f
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import zipfile
 
@@ -168,3 +170,216 @@ def test_hub_error_names_python_calls_from_python_and_flags_from_the_cli(offline
     err = _cli_error(["invert", "--model", name, "--class", "1", "--out", str(tmp_path)], capsys)
     assert f"--model {name} --no-pretrained" in err and "--checkpoint FILE" in err
     assert "load_model(" not in err and "pretrained=False" not in err
+
+
+# ------------------------------------------------------------------ one validation layer (issue 21)
+@pytest.mark.parametrize("overrides, message", [
+    (dict(ensemble=2.5), "ensemble must be a whole number, got 2.5"),
+    (dict(ensemble=True), "ensemble must be a whole number, got True"),
+    (dict(ensemble="4"), "ensemble must be a whole number, got '4'"),
+    (dict(ensemble=0), "ensemble must be a whole number >= 1, got 0"),
+    (dict(lr="0.1"), "lr must be a number, got '0.1'"),
+    (dict(lr=float("inf")), "lr must be a finite number, got inf"),
+    (dict(lr=float("nan")), "lr must be a finite number, got nan"),
+    (dict(lr=-1), "lr must be a number > 0, got -1"),
+    (dict(stages=2.5), "stages must be a whole number, got 2.5"),
+    (dict(steps_per_stage=2.5), "steps_per_stage must be a whole number, got 2.5"),
+    (dict(image_size=64.5), "image_size must be a whole number or None, got 64.5"),
+    (dict(betas=(0.5,)), "betas must be a tuple of 2 numbers, got (0.5,)"),
+    (dict(betas=(0.5, 1.0)), "each of betas must be a number in [0, 1), got 1"),
+    (dict(amp="yes"), "amp must be True or False, got 'yes'"),
+    (dict(schedule="zoom+centre"), "schedule must be one of 'zoom+center'"),
+    (dict(micro_batch=0), "micro_batch must be a whole number >= 1, got 0"),
+])
+def test_config_fields_are_checked_the_same_from_the_api_set_and_flags(overrides, message, capsys, no_run):
+    import re
+
+    with pytest.raises(piikit.errors.InvalidValueError, match=re.escape(message)):
+        piikit.make_config("preview", **overrides)
+    ((key, value),) = overrides.items()
+    text = value if isinstance(value, str) else repr(value) if isinstance(value, tuple) else str(value).lower()
+    if isinstance(value, tuple):
+        text = "[" + ", ".join(map(str, value)) + "]"
+    if isinstance(value, str):
+        text = json.dumps(value)
+    if text in ("inf", "nan"):
+        text = {"inf": "Infinity", "nan": "NaN"}[text]  # what json.loads reads as a float
+    base = ["invert", "--class", "1", "--model", "test_resnet", "--no-pretrained", "--device", "cpu", "--quiet"]
+    err = _cli_error([*base, "--set", f"{key}={text}", "--out", "unused"], capsys)
+    assert message.split(", got")[0] in err
+
+
+def test_flags_give_the_api_message(capsys, no_run):
+    assert "ensemble must be a whole number >= 1, got 0" in _cli_error([*TINY, "--ensemble", "0", "--out", "x"], capsys)
+    assert "lr must be a finite number, got inf" in _cli_error([*TINY, "--lr", "inf", "--out", "x"], capsys)
+    assert "stages must be a whole number >= 1, got 0" in _cli_error([*TINY, "--stages", "0", "--out", "x"], capsys)
+
+
+def test_numpy_numbers_are_accepted_as_config_values():
+    np = pytest.importorskip("numpy")
+    config = piikit.make_config("preview", ensemble=np.int64(3), lr=np.float32(0.5), betas=[0.1, 0.2])
+    assert (config.ensemble, type(config.ensemble), config.betas) == (3, int, (0.1, 0.2))
+
+
+@pytest.mark.parametrize("target, index", [(3.0, 3), ("5", 5), (torch.tensor(5), 5)])
+def test_integer_like_targets_are_accepted(tiny_cnn, target, index):
+    inv = piikit.Inversion(tiny_cnn, target, "preview", image_size=32, progress=False)
+    assert inv.targets == [index]
+
+
+def test_numpy_targets_are_accepted(tiny_cnn):
+    import numpy as np
+
+    assert piikit.Inversion(tiny_cnn, np.int64(5), "preview", image_size=32, progress=False).targets == [5]
+    assert piikit.Inversion(tiny_cnn, np.array([1, 2]), "preview", image_size=32, progress=False).targets == [1, 2]
+    assert piikit.Inversion(tiny_cnn, torch.tensor([1, 2]), "preview", image_size=32, progress=False).targets == [1, 2]
+
+
+@pytest.mark.parametrize("target, message", [
+    (3.5, "target 3.5 is not a class"), (True, "target True is not a class"), (float("nan"), "target nan is not"),
+    (torch.tensor(2.5), "target tensor(2.5000) is not a class"), (None if False else 2 + 1j, "target (2+1j) is not"),
+])
+def test_other_targets_are_refused_in_one_line(tiny_cnn, target, message):
+    with pytest.raises(piikit.errors.InvalidValueError, match=re.escape(message) + ".*a class index") as info:
+        piikit.invert(tiny_cnn, target, "preview", image_size=32, progress=False)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(seed=2**70), "seed must be a whole number in [0, 1.84467e+19], got 1180591620717411303424"),
+    (dict(seed=-1), "seed must be a whole number in [0"),
+    (dict(seed=1.5), "seed must be a whole number in [0"),
+    (dict(targets=None, num_images=0), "num_images must be a whole number >= 1, got 0"),
+])
+def test_seed_and_counts_are_checked(tiny_cnn, kwargs, message):
+    from piikit.engine.features import ChannelObjective
+
+    args = {"targets": 1, **kwargs}
+    objective = ChannelObjective("layer1", 0) if args["targets"] is None else None
+    with pytest.raises(piikit.errors.InvalidValueError, match=re.escape(message)):
+        piikit.invert(tiny_cnn, args.pop("targets"), "preview", image_size=32, progress=False, objective=objective,
+                      **args)
+
+
+# ------------------------------------------------------------------ models
+class _Raises(nn.Module):
+    def forward(self, x):
+        raise KeyError("my bug")
+
+
+class _IntLogits(nn.Module):
+    def forward(self, x):
+        return torch.zeros(x.shape[0], 10, dtype=torch.long)
+
+
+class _NaNLogits(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 10, 3)
+
+    def forward(self, x):
+        return self.conv(x).mean((2, 3)) * float("nan")
+
+
+@pytest.mark.parametrize("model, message", [
+    (_Raises(), r"the model's forward fails on every input tried \(KeyError: 'my bug'\); fix the model"),
+    (_IntLogits(), "the model returns int64 logits; inversion needs floating-point logits"),
+    (_NaNLogits(), "the model returns NaN/inf logits on a blank 3×224×224 image; check its weights"),
+    (42, "model must be a name .*, a checkpoint path or an nn.Module, got int '42'"),
+    (_Raises, r"model is the class _Raises, not a model: pass an instance, e.g. _Raises\(\)"),
+])
+def test_models_that_cannot_be_inverted_get_one_line(model, message):
+    for call in (lambda: piikit.load_model(model), lambda: piikit.invert(model, 1, "preview", progress=False)):
+        with pytest.raises(piikit.errors.UnsupportedModelError, match=message) as info:
+            call()
+        assert "\n" not in str(info.value)
+
+
+def test_a_meta_device_model_and_zero_std_are_refused():
+    with torch.device("meta"):
+        meta = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    with pytest.raises(piikit.errors.UnsupportedModelError, match="weights are on the meta device.*assign=True"):
+        piikit.load_model(meta)
+    with pytest.raises(piikit.errors.UnsupportedModelError, match=r"std must be > 0 .*got \(0,\)"):
+        piikit.load_model("test_resnet", pretrained=False, std=(0,))
+
+
+@pytest.mark.skipif(torch.cuda.device_count() > 3, reason="this machine has cuda:3")
+def test_load_model_on_a_missing_device_raises_like_invert():
+    with pytest.raises(DeviceUnavailableError, match="cuda"):
+        piikit.load_model("test_resnet", pretrained=False, device="cuda:3")
+
+
+def test_a_layer_that_is_not_a_name_gets_one_line(tiny_cnn):
+    from piikit.models.layers import find_layer
+
+    with pytest.raises(piikit.errors.UnknownLayerError, match="layer must be a layer's name .*got int 5"):
+        find_layer(piikit.load_model(tiny_cnn), 5)
+
+
+# ------------------------------------------------------------------ init in other forms
+def test_init_as_numpy_list_uint8_or_png_path(tiny_cnn, tmp_path):
+    import numpy as np
+
+    from piikit.images import save_png
+
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    save_png(image[0], tmp_path / "x.png")
+    uint8 = (image * 255).round().to(torch.uint8)
+    for init in (image.numpy(), image.tolist(), uint8, str(tmp_path / "x.png"), tmp_path / "x.png"):
+        inv = piikit.Inversion(tiny_cnn, 1, "preview", init=init, image_size=32, progress=False)
+        assert inv._init is not None and inv._init.max() <= 1 and inv._init.dtype == torch.float32
+    with pytest.raises(piikit.errors.InvalidValueError, match="init 'nope.png' cannot be read as an image"):
+        piikit.Inversion(tiny_cnn, 1, "preview", init="nope.png", image_size=32, progress=False)
+    with pytest.raises(piikit.errors.InvalidValueError, match="init must be real-valued images"):
+        piikit.Inversion(tiny_cnn, 1, "preview", init=torch.rand(1, 3, 8, 8) * 1j, image_size=32, progress=False)
+    refined = piikit.refine(tiny_cnn, init=str(tmp_path / "x.png"), targets=[1], steps=1, image_size=32,
+                            progress=False)
+    assert refined.images.shape == (1, 3, 32, 32)
+
+
+def test_a_0_255_init_gets_a_divide_by_255_hint(tiny_cnn):
+    with pytest.warns(UserWarning, match="divide by 255"):
+        piikit.Inversion(tiny_cnn, 1, "preview", init=torch.rand(1, 3, 32, 32) * 255, image_size=32, progress=False)
+
+
+# ------------------------------------------------------------------ CLI files and counts
+def test_classes_file_folder_binary_and_bom(tmp_path, capsys, no_run):
+    assert "is a folder; give a text file" in _cli_error([*TINY, "--classes-file", str(tmp_path), "--out", "x"], capsys)
+    (tmp_path / "bin").write_bytes(bytes(range(256)))
+    err = _cli_error([*TINY, "--classes-file", str(tmp_path / "bin"), "--out", "x"], capsys)
+    assert f"--classes-file {tmp_path / 'bin'} is not UTF-8 text" in err
+    (tmp_path / "bom.txt").write_bytes("\ufeffvolcanoo\n".encode())  # the BOM is dropped; the name is checked
+    err = _cli_error([*TINY, "--classes-file", str(tmp_path / "bom.txt"), "--out", str(tmp_path / "o")], capsys)
+    assert "unknown class 'volcanoo'" in err and "\\ufeff" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([*TINY, "--out", ""], "--out is empty; give a directory"),
+    ([*TINY, "--batch", "0", "--out", "x"], "--batch must be a whole number >= 1, got 0"),
+    ([*TINY, "--batch", "-1", "--out", "x"], "--batch must be a whole number >= 1, got -1"),
+    (["sweep", "--classes", "1", "--out", ""], "--out is empty"),
+    (["sweep", "--classes", "1", "--batch", "0"], "--batch must be a whole number >= 1, got 0"),
+    (["score", ".", "--batch-size", "0"], "--batch-size must be a whole number >= 1, got 0"),
+    (["classes", "--search", "cat", "--limit", "0"], "--limit must be a whole number >= 1, got 0"),
+    (["classes", "--search", "cat", "--limit", "-1"], "--limit must be a whole number >= 1, got -1"),
+])
+def test_counts_and_empty_paths_get_one_line(argv, message, capsys, no_run):
+    assert message in _cli_error(argv, capsys)
+
+
+def test_sweep_out_that_is_a_file_or_unwritable(tmp_path, capsys, monkeypatch):
+    (tmp_path / "file").write_text("")
+    assert "is an existing file" in _cli_error(["sweep", "--classes", "1", "--out", str(tmp_path / "file")], capsys)
+    # Tests run as root, whom chmod does not stop: the failure is injected.
+    real_mkdir = type(tmp_path).mkdir
+
+    def denied(self, *args, **kwargs):
+        if "denied" in str(self):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(tmp_path), "mkdir", denied)
+    err = _cli_error(["sweep", "--models", "test_resnet", "--no-pretrained", "--device", "cpu", "--classes", "1",
+                      "--image-size", "32", "--out", str(tmp_path / "denied" / "runs")], capsys)
+    assert "cannot be written to (Permission denied)" in err

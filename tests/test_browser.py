@@ -7,7 +7,10 @@ from the worker thread, and that Stop (a click handled while the run goes on) st
 Chromium is Debian's package (``apt-get install chromium``; ``.ci/run`` installs it),
 driven by Playwright through ``executable_path``: Playwright cannot download its own
 browsers here. Run it alone with ``pytest -m browser``; a screenshot is left in the test's
-temporary directory.
+temporary directory: ``explorer-panel.png`` is the panel after a first Run with the
+explorer's defaults (the README's thumbnail of notebook 11 is made from it with
+``scripts/make_notebook_thumbnails.py --image 11=PATH``), ``explorer-stopped.png`` the
+panel after Stop, ``explorer.png`` the whole page.
 """
 
 from __future__ import annotations
@@ -28,11 +31,14 @@ from pathlib import Path
 
 import pytest
 
+from piikit.engine.config import PRESETS
+from piikit.interfaces.explorer import EXPLORER_PRESET
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "11_explorer.ipynb"
-STEPS = 30  # steps per stage for the clicked run: long enough to stop it in stage 2
+STEPS = 60  # steps per stage for the stopped run: long enough to stop it in stage 2 or 3 (chunks at 40 px are long)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -70,7 +76,10 @@ def lab(tmp_path: Path) -> Iterator[tuple[str, str]]:
         path = settings / f"@jupyterlab/{plugin}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
-    env = {**os.environ, "PIIKIT_SMOKE": "1", "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+    # The kernel must import the piikit under test (this checkout), not an installed one.
+    python_path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PIIKIT_SMOKE": "1", "PYTHONPATH": python_path,
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"), "JUPYTERLAB_SETTINGS_DIR": str(settings)}
     env.pop("MPLBACKEND", None)
     command = [
@@ -123,6 +132,24 @@ def _steps(status: str) -> int:
     return int(match.group(1)) if match else -1
 
 
+def _kernel_prints(runtime: Path, code: str) -> str:
+    """What ``code`` prints in the notebook's running kernel (found by its connection file)."""
+    from jupyter_client import BlockingKernelClient
+
+    files = sorted(runtime.glob("kernel-*.json"))
+    assert len(files) == 1, files
+    client = BlockingKernelClient(connection_file=str(files[0]))
+    client.load_connection_file()
+    client.start_channels()
+    printed: list[str] = []
+    try:
+        client.execute_interactive(code, timeout=60, output_hook=lambda msg: printed.append(
+            msg["content"].get("text", "")) if msg["msg_type"] == "stream" else None)
+    finally:
+        client.stop_channels()
+    return "".join(printed).strip()
+
+
 def test_explorer_runs_and_stops_in_jupyterlab(lab: tuple[str, str], tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed (apt-get install chromium); .ci/run installs it in CI")
@@ -154,17 +181,34 @@ def test_explorer_runs_and_stops_in_jupyterlab(lab: tuple[str, str], tmp_path: P
             errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']")
             assert errors.count() == 0, errors.first.inner_text()
 
+            kernel_piikit = _kernel_prints(tmp_path / "jupyter-runtime", "import piikit; print(piikit.__file__)")
+            assert Path(kernel_piikit).resolve() == (ROOT / "piikit" / "__init__.py").resolve(), kernel_piikit
+
             live, curve = page.locator(".piikit-live"), page.locator(".piikit-curve")
             status = page.locator(".piikit-status")
             live.wait_for(timeout=30_000)
-            before = live.get_attribute("src")
             assert "done" in status.inner_text()  # the notebook's own run through the panel finished
-
-            steps = page.locator(".piikit-knob-steps_per_stage input")
-            steps.fill(str(STEPS))
-            steps.press("Enter")
             run = page.locator("button.widget-button", has_text=re.compile(r"^\s*Run\s*$"))
             stop = page.locator("button.widget-button", has_text=re.compile(r"^\s*Stop\s*$"))
+            steps = page.locator(".piikit-knob-steps_per_stage input")
+            panel = page.locator(".jp-OutputArea-output:has(.piikit-live)")
+
+            # A first Run with the explorer's defaults (the smoke-mode notebook shortened the steps):
+            # what a person sees after one click.
+            steps.fill(str(PRESETS[EXPLORER_PRESET].steps_per_stage))
+            steps.press("Enter")
+            before = live.get_attribute("src")
+            run.click()
+            _wait_for(lambda: "done" not in status.inner_text(), 60, "the first Run to start")
+            _wait_for(lambda: "done" in status.inner_text(), 300, "the first Run with the defaults to finish")
+            assert live.get_attribute("src") != before
+            assert page.locator(".piikit-stages img").count() == PRESETS[EXPLORER_PRESET].stages
+            print(f"first Run with the defaults: {status.inner_text()}")
+            panel.screenshot(path=str(tmp_path / "explorer-panel.png"))
+            before = live.get_attribute("src")
+
+            steps.fill(str(STEPS))
+            steps.press("Enter")
             run.click()
 
             _wait_for(lambda: live.get_attribute("src") != before, 60, "the live image to change")
@@ -182,8 +226,7 @@ def test_explorer_runs_and_stops_in_jupyterlab(lab: tuple[str, str], tmp_path: P
             time.sleep(2)  # nothing moves after a stop
             assert _steps(status.inner_text()) == stopped_at
             assert run.is_enabled() and stop.is_disabled()
-            panel = page.locator(".jp-OutputArea-output:has(.piikit-live)")
-            panel.screenshot(path=str(tmp_path / "explorer-panel.png"))
+            panel.screenshot(path=str(tmp_path / "explorer-stopped.png"))
         finally:
             page.screenshot(path=str(tmp_path / "explorer.png"))
             print(f"screenshots in {tmp_path}")

@@ -104,3 +104,56 @@ def test_invert_with_score_scores_with_the_other_models(tmp_path, capsys):
     meta = json.loads((tmp_path / "result.json").read_text())
     assert {r["evaluator"] for r in meta["scores"]} == {"efficientnet_lite1", "efficientnet_lite2"}
     assert all(r["target"] == 1 for r in meta["scores"])
+
+
+# ------------------------------------------------------------------ damaged inputs (issue 21): one line, exit 2
+def _small_result(tmp_path):
+    result = piikit.InversionResult(
+        images=torch.rand(1, 3, 32, 32), targets=[1], class_names=piikit.labels.imagenet_classes(),
+        config=piikit.make_config("preview"), seed=0, model_name="m", history={}, snapshots=[],
+    )
+    result.save(tmp_path)
+    return tmp_path / "result.json"
+
+
+def _one_line_error(argv, capsys) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("piikit: error:") and "\n" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[1, 2]", "holds a list, not an object with 'files'"),
+    ('{"files": ["00_0001_goldfish.png"], "targets": [{"label": "x"}]}', "'targets' must be a list of objects with an integer 'index'"),
+    ("{not json", "is not JSON"),
+    ('{"files": "00_0001_goldfish.png", "targets": [{"index": 1}]}', "'files' must be a list of image file names"),
+])
+def test_a_damaged_result_json_is_named_in_one_line(tmp_path, capsys, content, message):
+    meta = _small_result(tmp_path)
+    meta.write_text(content)
+    err = _one_line_error(["score", str(tmp_path), "--device", "cpu"], capsys)
+    assert message in err and str(meta) in err
+
+
+def test_a_truncated_png_is_named_in_one_line(tmp_path, capsys):
+    _small_result(tmp_path)
+    png = tmp_path / "00_0001_goldfish.png"
+    png.write_bytes(png.read_bytes()[:60])
+    err = _one_line_error(["score", str(tmp_path), "--device", "cpu"], capsys)
+    assert f"{png} is not a readable image" in err
+
+
+def test_scores_are_printed_even_when_result_json_cannot_be_written(tmp_path, capsys, monkeypatch):
+    import piikit.interfaces.sweep_store as store
+
+    _small_result(tmp_path)
+
+    def read_only(path, data):  # tests run as root, whom chmod does not stop: the failure is injected
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(store, "write_atomic", read_only)
+    assert main(["score", str(tmp_path), "--evaluator", "efficientnet_lite0", "--device", "cpu"]) == 1
+    captured = capsys.readouterr()
+    assert "00_0001_goldfish.png" in captured.out  # the scores, printed anyway
+    assert "could not save the scores into" in captured.err and "Permission denied" in captured.err

@@ -82,7 +82,23 @@ def test_every_entry_point_defaults_to_the_same_preset():
     from piikit.engine.config import DEFAULT_PRESET
     from piikit.interfaces.cli import build_parser
 
-    for fn in (piikit.invert, piikit.make_config, piikit.compare, piikit.sweep, piikit.explore, piikit.Inversion):
+    # The explorer starts on its own preset ("glance", readable in seconds): tests/test_widgets.py.
+    for fn in (piikit.invert, piikit.make_config, piikit.compare, piikit.sweep, piikit.Inversion):
         assert inspect.signature(fn).parameters["preset"].default == DEFAULT_PRESET, fn
     assert build_parser().parse_args(["invert", "--class", "1"]).preset == DEFAULT_PRESET
     assert build_parser().parse_args(["sweep", "--classes", "1"]).preset == DEFAULT_PRESET
+
+
+def test_both_configs_check_every_field_from_its_annotation():
+    from piikit.errors import InvalidValueError
+    from piikit.refinement.deepinversion import DeepInversionConfig
+
+    for make in (lambda **kw: make_config("preview", **kw), lambda **kw: DeepInversionConfig(**kw)):
+        with pytest.raises(InvalidValueError, match="lr must be a number, got '0.1'"):
+            make(lr="0.1")
+        with pytest.raises(InvalidValueError, match="jitter must be a whole number, got 2.5"):
+            make(jitter=2.5)
+        with pytest.raises(InvalidValueError, match="flip must be a finite number, got nan"):
+            make(flip=float("nan"))
+    with pytest.raises(InvalidValueError, match="steps must be a whole number, got 10.5"):
+        DeepInversionConfig(steps=10.5)

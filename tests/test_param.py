@@ -157,7 +157,7 @@ def test_lowres_by_name_from_the_config() -> None:
     p = make_param("lowres", 0.5)
     assert isinstance(p, LowResParam) and p.factor == 0.5 and p.side(32) == 16
     assert InversionConfig(param="lowres").lowres_factor == 0.25
-    with pytest.raises(ValueError, match="lowres_factor must be in"):
+    with pytest.raises(ValueError, match="lowres_factor must be a number in"):
         InversionConfig(param="lowres", lowres_factor=0.0)
 
 

@@ -7,6 +7,7 @@ random ``test_resnet`` / ``test_vit`` and a few steps, so each test takes second
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 import piikit
-from piikit.interfaces.explorer import Explorer
+from piikit.interfaces.explorer import EXPLORER_PRESET, KNOB_GROUPS, Explorer
 from piikit.interfaces.widgets import image_png, result_grid, result_slider
 
 TIMEOUT = 120  # seconds a worker may take before a test gives up on it
@@ -81,6 +82,61 @@ def test_preset_fills_the_knobs_and_knobs_override_it(make, tiny_cnn: nn.Module)
     explorer.knobs["schedule"].value = "zoom"
     config = explorer.config()
     assert (config.color_shift, config.schedule, config.stages) == (False, "zoom", 7)
+
+
+def test_the_explorer_starts_on_its_own_readable_preset() -> None:
+    # Not "fast" (pixel noise, a minute per class on a CPU): the first Run should show a
+    # readable image within seconds, so the default is the Fourier image with grey borders.
+    import inspect
+
+    assert inspect.signature(piikit.explore).parameters["preset"].default == EXPLORER_PRESET == "glance"
+    assert inspect.signature(Explorer).parameters["preset"].default == EXPLORER_PRESET
+    glance = piikit.PRESETS[EXPLORER_PRESET]
+    assert (glance.param, glance.border) == ("fourier", "grey")
+    assert glance.total_steps < piikit.PRESETS["clear"].total_steps
+    explorer = Explorer()
+    assert explorer.preset.value == EXPLORER_PRESET and explorer.config() == glance
+    assert (explorer.knobs["param"].value, explorer.knobs["border"].value) == ("fourier", "grey")
+
+
+def test_every_knob_is_in_a_tab_and_the_settings_without_one_are_speed_only() -> None:
+    explorer = Explorer("efficientnet_lite0", preset="preview")
+    grouped = [name for names in KNOB_GROUPS.values() for name in names]
+    assert sorted(grouped) == sorted(explorer.knobs) and len(grouped) == len(set(grouped))
+    fields = {field.name for field in dataclasses.fields(piikit.InversionConfig)}
+    assert set(explorer.knobs) <= fields
+    assert fields - set(explorer.knobs) == {"betas", "amp", "channels_last", "micro_batch"}
+    assert len(explorer.tabs.children) == len(KNOB_GROUPS) + 1  # + DeepInversion's tab
+
+
+def test_new_knobs_change_the_config_a_run_uses(make, tiny_cnn: nn.Module) -> None:
+    # Parameterization, border fill, flips, zoom, rotation, image size, lr schedule, L2:
+    # each knob turned away from the preset's value must reach the run's config.
+    explorer = make(tiny_cnn)
+    explorer.knobs["stages"].value = 2
+    explorer.knobs["steps_per_stage"].value = 2
+    turned = {"param": "fourier", "border": "grey", "flip": 0.5, "zoom_jitter": 0.2, "rotate": 15.0,
+              "image_size": 64, "lr_schedule": "constant", "l2_weight": 0.01}
+    preset = piikit.PRESETS["preview"]
+    for name, value in turned.items():
+        assert getattr(preset, name) != value, name  # a real change
+        explorer.knobs[name].value = value
+    explorer.run_button.click()
+    _finish(explorer)
+    config = explorer.result.config
+    assert {name: getattr(config, name) for name in turned} == turned, explorer.status.value
+    assert explorer.result.images.shape[-1] == 64 and not explorer.result.interrupted
+    # Back to the model's own size: "the model's own" is image_size=None, not "keep the preset's".
+    explorer.preset.value = "glance"
+    assert explorer.config().image_size == 160
+    explorer.knobs["image_size"].value = 0
+    assert explorer.config().image_size is None
+
+
+def test_an_image_size_the_list_lacks_is_offered(make, tiny_cnn: nn.Module) -> None:
+    explorer = make(tiny_cnn, image_size=100)
+    assert explorer.knobs["image_size"].value == 100 and explorer.config().image_size == 100
+    assert ("the model's own", 0) in explorer.knobs["image_size"].options
 
 
 def test_keyword_settings_start_the_knobs_and_unknown_ones_fail(make, tiny_cnn: nn.Module) -> None:
@@ -216,3 +272,31 @@ def test_a_grayscale_model_with_its_own_class_names(device: torch.device) -> Non
     assert explorer.result is not None and explorer.result.targets == [3], explorer.status.value
     assert explorer.class_box.options[3] == "3: three"  # the class box follows the model
     assert explorer.image.value == image_png(explorer.result.images[0])
+
+
+def test_a_grayscale_model_on_the_explorer_default(device: torch.device) -> None:
+    # The default preset's Fourier image and grey border on one channel, at the model's own size.
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(8, 10)).eval()
+    digits = piikit.load_model(net, input_size=32, mean=(0.5,), std=(0.5,))
+    explorer = Explorer("digits", "7", models={"digits": digits}, device=device, steps_per_stage=2)
+    explorer.knobs["image_size"].value = 0  # "the model's own"
+    assert (explorer.config().param, explorer.config().image_size) == ("fourier", None)
+    explorer.run()
+    _finish(explorer)
+    assert explorer.result is not None and explorer.result.targets == [7], explorer.status.value
+    assert explorer.result.images.shape == (1, 1, 32, 32)
+    assert explorer.image.value == image_png(explorer.result.images[0])
+
+
+def test_a_one_channel_timm_model_in_the_explorer(device: torch.device) -> None:
+    timm = pytest.importorskip("timm")
+    net = timm.create_model("test_resnet", pretrained=False, in_chans=1, num_classes=10).eval()
+    model = piikit.load_model(net, input_size=32, mean=(0.5,), std=(0.5,))
+    explorer = Explorer("gray", "3", models={"gray": model}, device=device, steps_per_stage=2, stages=2,
+                        image_size=32, flip=0.5, border="noise")
+    explorer.run()
+    _finish(explorer)
+    assert explorer.result is not None and explorer.result.images.shape == (1, 1, 32, 32), explorer.status.value
+    assert explorer.result.config.flip == 0.5 and explorer.result.config.border == "noise"

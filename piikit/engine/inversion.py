@@ -27,7 +27,7 @@ from piikit.engine.augment import ColorShift, Flip, Jitter, RandomAffine
 from piikit.engine.callbacks import Callback, StepState, as_callback
 from piikit.engine.config import DEFAULT_PRESET, InversionConfig, make_config
 from piikit.device import resolve_device
-from piikit.errors import InversionFailed, first_line
+from piikit.errors import InvalidValueError, InversionFailed, first_line
 from piikit.labels import resolve_classes
 from piikit.engine.memory import auto_micro_batch
 from piikit.engine.memory import is_out_of_memory as _is_oom
@@ -38,8 +38,9 @@ from piikit.engine.progress import Progress
 from piikit.refinement.priors import L2Prior, TotalVariation
 from piikit.engine.result import InversionResult
 from piikit.engine.schedule import StageSchedule
+from piikit.validation import check_int, check_targets
 
-__all__ = ["invert", "Inversion", "Callback", "StepState"]
+__all__ = ["invert", "Inversion", "Callback", "StepState", "as_init_images"]
 
 
 @contextlib.contextmanager
@@ -58,8 +59,45 @@ def _prepared(model: nn.Module, channels_last: bool) -> Iterator[None]:
                 model.to(memory_format=torch.contiguous_format)
 
 
-def _checked_init(init: torch.Tensor, k: int, channels: int) -> torch.Tensor:
+def as_init_images(init: Any) -> torch.Tensor:
+    """``init`` as a float tensor: a tensor, a numpy array or nested list, a PNG path (or a
+    list of paths); uint8 pixels (0..255) are divided by 255. Anything else is refused in one line."""
+    import os
+
+    import numpy as np
+
+    from piikit.images import read_png
+
+    if isinstance(init, (str, os.PathLike)) or (
+        isinstance(init, (list, tuple)) and init and all(isinstance(x, (str, os.PathLike)) for x in init)
+    ):
+        paths = [init] if isinstance(init, (str, os.PathLike)) else list(init)
+        images = []
+        for path in paths:
+            try:
+                images.append(read_png(path))
+            except (OSError, ValueError) as error:
+                raise InvalidValueError(f"init {str(path)!r} cannot be read as an image ({first_line(error)})") from error
+        return torch.stack(images) if len(images) > 1 else images[0]
+    if isinstance(init, (np.ndarray, list, tuple)):
+        try:
+            init = torch.as_tensor(np.asarray(init))
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise InvalidValueError(f"init must be K×C×H×W images in [0, 1] (a tensor, an array or a PNG path), "
+                                    f"got a {type(init).__name__} that is not a numeric array ({first_line(error)})") from error
+    if not isinstance(init, torch.Tensor):
+        raise InvalidValueError(f"init must be K×C×H×W images in [0, 1] (a tensor, an array or a PNG path), "
+                                f"got {type(init).__name__}")
+    if init.dtype == torch.uint8:
+        return init.float() / 255.0  # 0..255 pixels
+    if init.is_complex() or init.dtype == torch.bool:
+        raise InvalidValueError(f"init must be real-valued images in [0, 1], got dtype {init.dtype}")
+    return init
+
+
+def _checked_init(init: Any, k: int, channels: int) -> torch.Tensor:
     """``init`` as K×C×H×W images in [0, 1], checked before any step runs."""
+    init = as_init_images(init)
     if init.ndim == 3:
         init = init[None]
     if init.ndim != 4 or init.shape[0] != k or init.shape[1] != channels:
@@ -71,7 +109,9 @@ def _checked_init(init: torch.Tensor, k: int, channels: int) -> torch.Tensor:
         raise ValueError(f"init holds {bad} NaN/inf value(s); pass finite images in [0, 1]")
     low, high = init.min().item(), init.max().item()
     if low < 0 or high > 1:
-        warnings.warn(f"init has values in [{low:.3g}, {high:.3g}], outside [0, 1] (normalized images?); "
+        hint = ("0..255 pixel values? divide by 255" if high > 1.5 and low >= 0
+                else "normalized images? undo the model's normalization")
+        warnings.warn(f"init has values in [{low:.3g}, {high:.3g}], outside [0, 1] ({hint}); "
                       "clamped to [0, 1]", stacklevel=3)
         init = init.clamp(0, 1)
     return init
@@ -131,19 +171,24 @@ class Inversion:
             self.terms.append(L2Prior(self.config.l2_weight))
         self.callbacks = [as_callback(c) for c in callbacks]
         self.progress = progress
+        if num_images is not None:
+            num_images = check_int("num_images", num_images, low=1)
         if targets is None:
             if self.objective.needs_targets:
                 raise ValueError("class inversion needs target classes (pass targets=..., or an objective)")
-            k = num_images or (len(init) if init is not None else 1)
+            if init is not None:
+                init = as_init_images(init)
+            k = num_images or (len(init) if init is not None and init.ndim == 4 else 1)
             self.targets = [-1] * k
         else:
-            self.targets = resolve_classes(targets, self.model.class_names)
+            self.targets = resolve_classes(check_targets(targets), self.model.class_names)
         cfg = self.config
         size = cfg.image_size or self.model.input_size[0]
         self.schedule = StageSchedule(size, cfg.stages, cfg.schedule, channels=self.model.in_chans)
         _check_smallest_stage(self.model, self.schedule, self.device)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        seed = check_int("seed", seed, low=0, high=2**64 - 1)
         self.seed = seed
         # Host-side draws (jitter shift, flip) come from a CPU generator so they never make
         # the device wait; tensors (noise, ColorShift) from one on the run's device.
@@ -311,12 +356,28 @@ class Inversion:
             with torch.no_grad():
                 self.image.copy_(self._last_good)
             self.stop_reason = "nonfinite"
+            if not self._model_is_finite():
+                raise InversionFailed(
+                    f"the loss became non-finite at step {self.global_step} (stage {self.stage + 1}) because the "
+                    "model's logits are NaN/inf on the last finite image: check the model's weights and mean/std "
+                    "(not the lr); the partial result holds that image.", partial=self.result(),
+                )
             raise InversionFailed(
                 f"the loss became non-finite at step {self.global_step} (stage {self.stage + 1}); "
                 "the partial result holds the last finite image. A smaller lr, or amp=False, usually helps.",
                 partial=self.result(),
             )
         self._last_good = self.image.detach().clone()
+
+    def _model_is_finite(self) -> bool:
+        """Whether the model gives finite logits on the last finite image (False: the model,
+        not the optimization, makes the loss non-finite)."""
+        try:
+            with torch.no_grad(), frozen(self.model):
+                view = self.schedule.model_input(self.param.decode(self._last_good), self.canvas)
+                return bool(torch.isfinite(self.model(view[:1]).float()).all())
+        except (RuntimeError, ValueError):
+            return True
 
     # ----------------------------------------------------------------- driving
     def run(self, max_steps: int | None = None) -> InversionResult:
@@ -353,6 +414,7 @@ class Inversion:
                         break
         except KeyboardInterrupt:
             self.stop_reason = "interrupted"
+            # A warning, not a print: a notebook shows it once; the command formats it as one line.
             warnings.warn(f"interrupted at step {self.global_step}/{self.total_steps}; returning the partial result",
                           stacklevel=2)
         except (torch.OutOfMemoryError, RuntimeError) as error:
@@ -425,8 +487,9 @@ def invert(
     Args:
         model: a :class:`Classifier`, any ``nn.Module`` returning logits, or a name for
             :func:`piikit.load_model` (``"efficientnet_lite0"`` works offline).
-        targets: a class index or name, or a list of them; all are optimized together in
-            one batch, each with its own image and its own ColorShift ensemble.
+        targets: a class index or name, or a list (a 1-d array or tensor) of them; integer-likes
+            (``np.int64(5)``, ``torch.tensor(5)``, ``5.0``) count as indices. All are optimized
+            together in one batch, each with its own image and its own ColorShift ensemble.
         preset: ``"fast"`` (the default, as for every entry point: the paper's stages and
             augmentations with 64 steps per stage and an ensemble of 4, tens of seconds per
             class for Lite0 on 2 CPU cores), ``"paper"`` (7 stages × 400 steps, ensemble 32:
@@ -442,7 +505,9 @@ def invert(
         progress: show progress: a bar in a notebook or on a terminal, one line per
             stage when stderr is a file or a pipe (:mod:`piikit.engine.progress`).
         init: K×C×H×W images in [0, 1] to start from instead of noise (C: the model's
-            input channels); values outside [0, 1] are clamped with a warning, NaN/inf refused.
+            input channels): a tensor, a numpy array or nested list, or a PNG path (or a list
+            of paths); uint8 pixels are divided by 255; other values outside [0, 1] are
+            clamped with a warning, NaN/inf refused.
         num_images: how many images a feature objective makes when ``targets`` is None.
         **overrides: any :class:`InversionConfig` field, e.g. ``ensemble=8``; ``None`` keeps
             the preset's value.

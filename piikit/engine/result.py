@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import re
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,12 +16,21 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from piikit.engine.config import InversionConfig
+from piikit.errors import WriteFailed, first_line
 from piikit.labels import label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["InversionResult"]
+__all__ = ["InversionResult", "new_file_mode"]
+
+
+def new_file_mode() -> int:
+    """The mode a new file gets (0o666 less the umask); temporaries from ``mkstemp`` are
+    0o600 and keep it through the rename unless given this."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 @dataclass
@@ -125,7 +138,14 @@ class InversionResult:
         }
 
     def save(self, directory: str | Path, snapshots: bool = False, prefix: str = "") -> list[Path]:
-        """Write one PNG per target and ``result.json`` (config, seed, versions, scores).
+        """Write one PNG per target and ``result.json`` (config, seed, versions, scores), all
+        or nothing: every file goes to a temporary name first and is renamed into place once
+        all are written (``result.json`` last).
+
+        On a write error (disk full, no permission) nothing half-written is left, and the
+        images and metadata are kept in a tensor file (beside the output, else in the
+        system's temporary folder) whose path the raised :class:`~piikit.errors.WriteFailed`
+        names: ``torch.load(path)["images"]``, and ``["metadata"]`` the JSON ``result.json`` would hold.
 
         Args:
             directory: created if missing.
@@ -135,22 +155,70 @@ class InversionResult:
         Returns:
             The paths of the PNGs written.
         """
-        from piikit.images import save_png
+        from piikit.images import figure_png, image_png
 
         out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = []
+        paths: list[Path] = []
+        files: dict[Path, bytes | None] = {}  # in writing order; None: JSON, filled in below
         for k, (t, img) in enumerate(zip(self.targets, self.images)):
             if t >= 0:
                 slug = re.sub(r"[^a-z0-9]+", "_", self.class_names[t].split(",")[0].lower()).strip("_")
                 path = out / f"{prefix}{k:02d}_{t:04d}_{slug}.png"
             else:  # a feature objective's image has no class
                 path = out / f"{prefix}{k:02d}_image.png"
-            save_png(img, path)
+            files[path] = image_png(img)
             paths.append(path)
             if snapshots and self.snapshots:
-                self.filmstrip(k).savefig(path.with_name(path.stem + "_stages.png"), dpi=100)
+                import matplotlib.pyplot as plt
+
+                fig = self.filmstrip(k)
+                files[path.with_name(path.stem + "_stages.png")] = figure_png(fig, dpi=100)
+                plt.close(fig)
         meta = self.metadata()
         meta["files"] = [p.name for p in paths]
-        (out / f"{prefix}result.json").write_text(json.dumps(meta, indent=2))
+        files[out / f"{prefix}result.json"] = json.dumps(meta, indent=2).encode()
+        written: list[tuple[str, Path]] = []
+        renamed: list[Path] = []
+        failed_at = out
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for path, data in files.items():
+                failed_at = path
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=out)
+                written.append((tmp, path))
+                os.fchmod(fd, new_file_mode())
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)  # type: ignore[arg-type]
+                    f.flush()
+                    os.fsync(f.fileno())
+            for tmp, path in written:  # result.json last: its presence marks the result complete
+                failed_at = path
+                os.replace(tmp, path)
+                renamed.append(path)
+        except OSError as error:
+            for tmp, _ in written:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            for path in renamed:  # all or nothing: no PNGs without their result.json
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            kept = self._keep_unsaved(out, prefix, meta)
+            where = (f"the images are kept in {kept} (torch.load it: ['images'], ['metadata'] as JSON)" if kept
+                     else "the images could not be kept anywhere either; the result is only in memory")
+            raise WriteFailed(f"could not write {failed_at}: {error.strerror or first_line(error)}; {where}") from error
         return paths
+
+    def _keep_unsaved(self, out: Path, prefix: str, meta: dict[str, Any]) -> Path | None:
+        """The images and metadata as one tensor file, beside ``out`` or in the system's
+        temporary folder (the disk of ``out`` may be the full one); None if neither works."""
+        name = f"piikit-unsaved-{prefix}{os.getpid()}-{int(time.time())}.pt"
+        for folder in (out, Path(tempfile.gettempdir()), Path.home()):
+            path = folder / name
+            try:
+                # Plain types only, so torch.load(path) (weights_only) reads it: the metadata as JSON text.
+                torch.save({"images": self.images, "targets": list(self.targets), "metadata": json.dumps(meta)}, path)
+                return path
+            except (OSError, RuntimeError):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        return None

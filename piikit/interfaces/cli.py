@@ -6,7 +6,8 @@
     piikit classes --search terrier
     piikit models
 
-Bad input exits with status 2 and a one-line reason; Ctrl-C saves what was done and exits 130.
+Bad input exits with status 2 and a one-line reason; Ctrl-C saves what was done and exits 130,
+SIGTERM (a batch scheduler, ``timeout``) the same with 143.
 """
 
 from __future__ import annotations
@@ -37,50 +38,79 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def _cmd_invert(args: argparse.Namespace) -> int:
+def _read_class_lines(path: str) -> list[str]:
+    """``--classes-file``: its non-empty lines (UTF-8, a byte-order mark dropped), or one line saying why not."""
     from pathlib import Path
 
+    file = Path(path)
+    if file.is_dir():
+        raise ValueError(f"--classes-file {path} is a folder; give a text file with one class per line")
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"--classes-file {path}: no such file") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"--classes-file {path} is not UTF-8 text (byte {error.start}: {error.reason}); "
+                         "give a text file with one class per line") from error
+    if "\x00" in text:
+        raise ValueError(f"--classes-file {path} is a binary file; give a text file with one class per line")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _cmd_invert(args: argparse.Namespace) -> int:
     from piikit.device import resolve_device
     from piikit.engine.config import make_config
     from piikit.engine.inversion import invert
     from piikit.errors import InversionFailed
+    from piikit.interfaces.torchrun import sigterm_as_interrupt
     from piikit.labels import resolve_classes
     from piikit.models import load_model
+    from piikit.validation import check_int
 
+    check_int("--batch", args.batch, low=1)
     classes = list(args.classes or [])
     if args.classes_file:
-        classes += [line.strip() for line in Path(args.classes_file).read_text().splitlines() if line.strip()]
+        classes += _read_class_lines(args.classes_file)
     if not classes:
         raise ValueError("give at least one --class (a name or an index)")
+    check_int("seed", args.seed, low=0, high=2**64 - 1)
+    config = make_config(args.preset, **_config_overrides(args))  # bad settings fail before any loading
     resolve_device(args.device)  # a device this machine lacks fails before any loading
-    model = load_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
-                              trust_pickle=args.trust_pickle)
-    targets = resolve_classes(classes, model.class_names)  # fail on a bad name before any work
-    config = make_config(args.preset, **_config_overrides(args))
     out = _writable_directory(args.out)
-    batches = [targets[i : i + args.batch] for i in range(0, len(targets), args.batch)]
-    status = 0
-    for j, batch in enumerate(batches):
+    with sigterm_as_interrupt() as caught:  # SIGTERM (a scheduler, `timeout`) saves like Ctrl-C
         try:
-            result = invert(model, batch, config, seed=args.seed, device=args.device, progress=not args.quiet)
-        except InversionFailed as failure:
-            result, status = failure.partial, 1
-            print(f"piikit: {failure}", file=sys.stderr)
-        if args.score:
-            # The result knows the inverted model, so it is left out of the default evaluators.
-            result.score(device=args.device)
-        prefix = f"batch{j:03d}_" if len(batches) > 1 else ""
-        paths = result.save(out, snapshots=args.snapshots, prefix=prefix)
-        for path, lab, p in zip(paths, result.labels, result.final_probs.tolist() if result.final_probs is not None else []):
-            print(f"{path}  {lab}  p={p:.3f}")
-        if result.scores:
-            from piikit.analysis.evaluate import summarize
+            model = load_model(args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
+                               trust_pickle=args.trust_pickle)
+        except KeyboardInterrupt:
+            print("piikit: interrupted while loading the model; nothing was run", file=sys.stderr)
+            return caught.exit_code
+        targets = resolve_classes(classes, model.class_names)  # fail on a bad name before any work
+        batches = [targets[i : i + args.batch] for i in range(0, len(targets), args.batch)]
+        status = 0
+        for j, batch in enumerate(batches):
+            try:
+                result = invert(model, batch, config, seed=args.seed, device=args.device, progress=not args.quiet)
+            except InversionFailed as failure:
+                result, status = failure.partial, 1
+                print(f"piikit: {failure}", file=sys.stderr)
+            interrupted = result.stop_reason == "interrupted"
+            if args.score and not interrupted:
+                # The result knows the inverted model, so it is left out of the default evaluators.
+                result.score(device=args.device)
+            prefix = f"batch{j:03d}_" if len(batches) > 1 else ""
+            paths = result.save(out, snapshots=args.snapshots, prefix=prefix)
+            probs = result.final_probs.tolist() if result.final_probs is not None else []
+            for path, lab, p in zip(paths, result.labels, probs):
+                print(f"{path}  {lab}  p={p:.3f}")
+            if result.scores:
+                from piikit.analysis.evaluate import summarize
 
-            for name, s in summarize(result.scores).items():
-                print(f"  scored by {name}: top1={s['top1']:.2f} top5={s['top5']:.2f} prob={s['prob']:.3f}")
-        if result.stop_reason == "interrupted":
-            print(f"piikit: interrupted; saved the partial result to {out}", file=sys.stderr)
-            return 130
+                for name, s in summarize(result.scores).items():
+                    print(f"  scored by {name}: top1={s['top1']:.2f} top5={s['top5']:.2f} prob={s['prob']:.3f}")
+            if interrupted:
+                print(f"piikit: interrupted at step {result.steps_done}/{result.config.total_steps}; "
+                      f"saved the partial result to {out}", file=sys.stderr)
+                return caught.exit_code
     return status
 
 
@@ -89,6 +119,8 @@ def _writable_directory(path: str) -> Any:
     import tempfile
     from pathlib import Path
 
+    if not str(path).strip():
+        raise ValueError("--out is empty; give a directory ('.' for the current one)")
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {path} is an existing file; give a directory (it is created if missing)")
@@ -101,6 +133,27 @@ def _writable_directory(path: str) -> Any:
     return out
 
 
+def _read_result_json(meta_path: Any) -> tuple[dict[str, Any], list[str], list[int]]:
+    """A result.json's metadata, image files and target indices, or one line saying what is wrong."""
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{meta_path} is not JSON ({error}); it is not a result piikit saved") from error
+    what = "an object with 'files' (image names) and 'targets' (each with an 'index')"
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_path} holds a {type(meta).__name__}, not {what}")
+    files, targets = meta.get("files") or [], meta.get("targets") or []
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ValueError(f"{meta_path}: 'files' must be a list of image file names, got {files!r:.60}")
+    if not isinstance(targets, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("index"), int) and not isinstance(t.get("index"), bool)
+        for t in targets
+    ):
+        raise ValueError(f"{meta_path}: 'targets' must be a list of objects with an integer 'index', "
+                         f"got {targets!r:.60}")
+    return meta, files, [t["index"] for t in targets]
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -108,7 +161,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     from piikit.analysis.evaluate import default_evaluators, format_scores, score, summarize
     from piikit.images import read_png
+    from piikit.interfaces.sweep_store import write_atomic
+    from piikit.validation import check_int
 
+    check_int("--batch-size", args.batch_size, low=1)
     directory = Path(args.directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"no directory {str(directory)!r}")
@@ -118,9 +174,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
             f"no result.json in {str(directory)!r}; `piikit invert --out DIR` (InversionResult.save) writes one"
         )
     all_rows = []
+    unsaved: list[str] = []
     for meta_path in metas:
-        meta = json.loads(meta_path.read_text())
-        files, targets = meta.get("files") or [], [t["index"] for t in meta.get("targets", [])]
+        meta, files, targets = _read_result_json(meta_path)
         if not files or len(files) != len(targets):
             raise ValueError(f"{meta_path} lists {len(files)} image file(s) for {len(targets)} target(s)")
         missing = [f for f in files if not (directory / f).is_file()]
@@ -136,19 +192,28 @@ def _cmd_score(args: argparse.Namespace) -> int:
         if not args.no_save:
             # Replace earlier rows of the same evaluators; keep the others.
             scored_by = {r["evaluator"] for r in rows}
-            kept = [r for r in meta.get("scores") or [] if r.get("evaluator") not in scored_by]
+            kept = [r for r in meta.get("scores") or [] if isinstance(r, dict) and r.get("evaluator") not in scored_by]
             meta["scores"] = kept + rows
-            meta_path.write_text(json.dumps(meta, indent=2))
+            try:
+                write_atomic(meta_path, json.dumps(meta, indent=2).encode())
+            except OSError as error:
+                unsaved.append(f"{meta_path} ({error.strerror or error})")
     if args.json:
         print(json.dumps({"rows": all_rows, "summary": summarize(all_rows)}, indent=2))
     else:
         print(format_scores(all_rows))
+    if unsaved:
+        print(f"piikit: could not save the scores into {'; '.join(unsaved)}; they are printed above", file=sys.stderr)
+        return 1
     return 0
 
 
 def _cmd_classes(args: argparse.Namespace) -> int:
     from piikit.labels import imagenet_classes, search_classes
 
+    from piikit.validation import check_int
+
+    check_int("--limit", args.limit, low=1)
     rows = search_classes(args.search, limit=args.limit) if args.search else list(enumerate(imagenet_classes()))
     if args.search and not rows:
         raise ValueError(f"no class matches {args.search!r}")
@@ -199,25 +264,30 @@ def _add_setting_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from piikit.interfaces.runner import parse_classes, sweep
     from piikit.interfaces.torchrun import runner_process
+    from piikit.validation import check_int
 
+    check_int("--batch", args.batch, low=1)
     classes: list[int | str] = list(args.class_names or [])
     for spec in args.classes or []:
         classes += parse_classes(spec)
     if args.classes_file:
-        lines = [line.strip() for line in Path(args.classes_file).read_text().splitlines() if line.strip()]
-        classes += parse_classes(lines)
+        classes += parse_classes(_read_class_lines(args.classes_file))
     if not classes:
         raise ValueError("give classes: --classes 0-9,volcano, --class NAME or --classes-file FILE")
-    with runner_process(args.device):  # torchrun's rank → device, CPU share, SIGTERM as Ctrl-C
+    if not str(args.out).strip():
+        raise ValueError("--out is empty; give a directory ('.' for the current one)")
+    from pathlib import Path
+
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out} is an existing file; give a directory (it is created if missing)")
+    with runner_process(args.device) as caught:  # torchrun's rank → device, CPU share, SIGTERM as Ctrl-C
         summary = sweep(args.models, classes, args.preset, args.out, batch=args.batch, seed=args.seed,
-                               device=args.device, force=args.force, pretrained=args.pretrained,
-                               progress=not args.quiet, **_config_overrides(args))
+                        device=args.device, force=args.force, pretrained=args.pretrained,
+                        progress=not args.quiet, **_config_overrides(args))
     if summary.interrupted:
-        return 130
+        return caught.exit_code
     return 1 if summary.failed else 0
 
 
@@ -295,18 +365,38 @@ def set_process_defaults() -> None:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def _one_line_warnings() -> None:
+    """Warnings as one line each (``piikit: warning: ...``), without Python's source line;
+    the interrupt warning is left out (the command says it in its own line)."""
+    import warnings
+
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"piikit: warning: {message}\n"
+    warnings.filterwarnings("ignore", message="interrupted at step")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     set_process_defaults()
-    from piikit.errors import PiikitError
+    _one_line_warnings()
+    from piikit.errors import PiikitError, WriteFailed
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args)
+    except WriteFailed as error:
+        print(f"piikit: error: {error}", file=sys.stderr)
+        return 1
     except (PiikitError, ValueError, TypeError, FileNotFoundError) as error:
         # A PiikitError may say it in the command's own terms (flags, not Python calls).
         print(f"piikit: error: {getattr(error, 'cli_message', None) or error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a file that cannot be read or written: its path and the reason
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"piikit: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # before a run started (loading a model): nothing to save
+        print("piikit: interrupted before any work was done", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ explorer only passes a callback that records each step and honours Stop.
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 import threading
 import time
@@ -31,10 +32,11 @@ from torch import nn
 
 from piikit.analysis.evaluate import format_scores
 from piikit.engine.callbacks import Callback, StepState
-from piikit.engine.config import DEFAULT_PRESET, PRESETS, InversionConfig, make_config
+from piikit.engine.config import LR_SCHEDULES, PRESETS, InversionConfig, make_config
 from piikit.engine.inversion import Inversion
+from piikit.engine.param import PARAM_KINDS
 from piikit.engine.result import InversionResult
-from piikit.engine.schedule import SCHEDULE_MODES
+from piikit.engine.schedule import BORDER_FILLS, SCHEDULE_MODES
 from piikit.errors import first_line
 from piikit.images import figure_png, image_png
 from piikit.labels import imagenet_classes, label, resolve_class
@@ -45,7 +47,7 @@ from piikit.refinement.priors import has_batchnorm
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Explorer", "explore"]
+__all__ = ["Explorer", "explore", "EXPLORER_PRESET"]
 
 
 def _box(widget: type, **kw: Any) -> w.ValueWidget:
@@ -53,21 +55,57 @@ def _box(widget: type, **kw: Any) -> w.ValueWidget:
     return widget(style={"description_width": "110px"}, layout=w.Layout(width="330px"), **kw)
 
 
+#: The explorer's own default preset: readable in seconds (see ``glance`` in :mod:`piikit.engine.config`).
+EXPLORER_PRESET = "glance"
+
+#: Image sizes offered by the image-size knob; 0 stands for "the model's own" (``image_size=None``).
+IMAGE_SIZES = (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 384, 448, 512)
+
+
+def _size_label(size: int) -> str:
+    return "the model's own" if size == 0 else f"{size} px"
+
+
 def _knobs() -> dict[str, w.ValueWidget]:
-    """One widget per InversionConfig field worth turning; keys are the field names."""
+    """One widget per InversionConfig field worth turning; keys are the field names.
+
+    Left out on purpose: Adam's ``betas`` and the speed settings (``micro_batch``, ``amp``,
+    ``channels_last``), which change only rounding; pass them to :func:`explore` instead.
+    """
     return {
+        # the schedule (PII §3.1)
         "stages": _box(w.IntSlider, min=1, max=10, description="stages"),
         "steps_per_stage": _box(w.BoundedIntText, min=1, max=100_000, description="steps / stage"),
         "schedule": _box(w.Dropdown, options=list(SCHEDULE_MODES), description="schedule"),
+        "image_size": _box(w.Dropdown, options=[(_size_label(s), s) for s in IMAGE_SIZES], description="image size"),
+        "border": _box(w.Dropdown, options=list(BORDER_FILLS), description="border fill",
+                       tooltip="what fills the first image and each grown border"),
+        # augmentations (PII §3)
         "ensemble": _box(w.IntSlider, min=1, max=64, description="ensemble"),
         "color_shift": _box(w.Checkbox, description="ColorShift", indent=True),
         "alpha": _box(w.FloatSlider, min=0.0, max=2.0, step=0.05, description="α (shift)"),
         "beta": _box(w.FloatSlider, min=0.0, max=2.0, step=0.05, description="β (scale)"),
         "jitter": _box(w.IntSlider, min=0, max=64, description="jitter (px)"),
+        "flip": _box(w.FloatSlider, min=0.0, max=1.0, step=0.05, description="flip (prob.)"),
+        "zoom_jitter": _box(w.FloatSlider, min=0.0, max=0.5, step=0.05, description="zoom (±)"),
+        "rotate": _box(w.FloatSlider, min=0.0, max=45.0, step=1.0, description="rotation (±°)"),
+        # the optimizer and priors
+        "param": _box(w.Dropdown, options=list(PARAM_KINDS), description="optimize",
+                      tooltip="pixels (the paper) or a 1/f Fourier spectrum in decorrelated colour"),
         # Text boxes, not log sliders, for rates: a slider would round the preset's value.
         "lr": _box(w.BoundedFloatText, min=1e-6, max=10.0, step=0.005, description="lr"),
+        "lr_schedule": _box(w.Dropdown, options=list(LR_SCHEDULES), description="lr schedule"),
         "tv_weight": _box(w.BoundedFloatText, min=0.0, max=1e6, step=1e-4, description="TV weight"),
+        "l2_weight": _box(w.BoundedFloatText, min=0.0, max=1e6, step=1e-4, description="L2 weight"),
     }
+
+
+#: The knobs' tabs in the panel, by title: every key of :func:`_knobs` once.
+KNOB_GROUPS: dict[str, tuple[str, ...]] = {
+    "stages": ("stages", "steps_per_stage", "schedule", "image_size", "border"),
+    "augment": ("ensemble", "color_shift", "alpha", "beta", "jitter", "flip", "zoom_jitter", "rotate"),
+    "optimizer": ("param", "lr", "lr_schedule", "tv_weight", "l2_weight"),
+}
 
 
 def _refine_knobs() -> dict[str, w.ValueWidget]:
@@ -133,7 +171,9 @@ class Explorer(w.VBox):
     Args:
         model: the initial model name (or a key of ``models``).
         target: the initial class (``"980: volcano"``, ``"volcano"`` or an index).
-        preset: the initial preset; default ``"fast"``, as everywhere (``"preview"`` makes the first click quick).
+        preset: the initial preset; default ``"glance"`` (not ``"fast"``, the other entry points'
+            default): a Fourier image with grey borders at 160 px, 7 stages of 16 steps, so the
+            first Run shows a readable image in about 15 s on 2 CPU cores.
         models: extra models by name (modules or :class:`~piikit.Classifier`), offered
             first in the model box, e.g. your own fine-tuned network.
         evaluators: what Score uses (default: the offline models other than the inverted one).
@@ -149,7 +189,7 @@ class Explorer(w.VBox):
     """
 
     def __init__(self, model: str = "efficientnet_lite0", target: int | str = "980: volcano",
-                 preset: str = DEFAULT_PRESET, *, models: Mapping[str, nn.Module] | None = None,
+                 preset: str = EXPLORER_PRESET, *, models: Mapping[str, nn.Module] | None = None,
                  evaluators: Any = None, device: str | torch.device | None = "auto", seed: int = 0,
                  out_dir: str = "out/explorer", refresh_s: float = 1.0, **overrides: Any) -> None:
         initial = make_config(preset, **overrides)  # fails here, with suggestions, on a misspelt field
@@ -207,11 +247,15 @@ class Explorer(w.VBox):
         self.score_button.on_click(lambda _b: self.score())
         self.save_button.on_click(lambda _b: self.save())
 
+        # The knobs in tabs, so the panel stays about one screen high; each tab is a group of
+        # InversionConfig fields (KNOB_GROUPS), the last one DeepInversion's.
+        tabs = [w.VBox([self.knobs[name] for name in names]) for names in KNOB_GROUPS.values()]
+        tabs.append(w.VBox([self.refine_box, self.refine_preset, *self.refine_knobs.values()]))
+        self.tabs = w.Tab(children=tabs, titles=[*KNOB_GROUPS, "refine"], layout=w.Layout(width="372px"))
         controls = w.VBox([
-            self.model_box, self.class_box, self.preset, self.seed, *self.knobs.values(),
-            self.refine_box, self.refine_preset, *self.refine_knobs.values(),
-            w.HBox([self.run_button, self.stop_button]), w.HBox([self.score_button, self.save_button]),
-            self.save_dir,
+            self.model_box, self.class_box, self.preset, self.seed,
+            w.HBox([self.run_button, self.stop_button]), self.tabs,
+            w.HBox([self.score_button, self.save_button]), self.save_dir,
         ])
         view = w.VBox([self.image, w.HTML("<b>stages</b>"), self.thumbnails, self.curve, self.scores])
         super().__init__([w.HBox([controls, view]), self.status])
@@ -221,6 +265,11 @@ class Explorer(w.VBox):
     def _fill(knobs: Mapping[str, w.ValueWidget], config: Any) -> None:
         for name, widget in knobs.items():
             value = getattr(config, name)
+            if name == "image_size":
+                value = value or 0  # None (the model's own size) is the dropdown's 0
+                sizes = {size for _, size in widget.options}
+                if value not in sizes:  # a size the list lacks (image_size=100): offer it
+                    widget.options = [(_size_label(size), size) for size in sorted({*sizes, value})]
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
             if numeric and value > getattr(widget, "max", value):
                 widget.max = value  # a bounded widget would silently clip a larger setting
@@ -228,7 +277,11 @@ class Explorer(w.VBox):
 
     def config(self) -> InversionConfig:
         """The inversion config the knobs describe (raises on an invalid combination)."""
-        return make_config(self.preset.value, **self.fixed, **{name: wid.value for name, wid in self.knobs.items()})
+        values = {name: wid.value for name, wid in self.knobs.items()}
+        size = values.pop("image_size")
+        config = make_config(self.preset.value, **self.fixed, **values)
+        # 0 is the model's own size (None), which make_config would read as "keep the preset's".
+        return dataclasses.replace(config, image_size=size or None)
 
     @property
     def running(self) -> bool:
@@ -328,10 +381,16 @@ class Explorer(w.VBox):
         while not inversion.done and not self._stop.is_set():
             began = time.perf_counter()
             result = inversion.run(max_steps=self.chunk)
+            ran = time.perf_counter()
             self.result = result
             self._refresh(result.images, result.snapshots)
-            per_step = (time.perf_counter() - began) / max(1, self.chunk)
-            self.chunk = max(1, min(200, int(self.refresh_s / max(per_step, 1e-6))))
+            drawn = time.perf_counter() - ran
+            per_step = (ran - began) / max(1, self.chunk)
+            # A refresh (PNGs and a matplotlib curve) takes CPU time from the run: a chunk lasts
+            # refresh_s, and at least 8 refreshes' time, so drawing costs at most ~1/9 of the run
+            # (measured on 2 busy cores: refreshing every second doubled the first Run's CPU time).
+            every = max(self.refresh_s, 8 * drawn) if self.refresh_s > 0 else 0.0
+            self.chunk = max(1, min(200, int(every / max(per_step, 1e-6))))
         if self.result is not None and self.result.interrupted and self.result.stop_reason is None:
             self.result.stop_reason = "stopped"  # Stop came between two chunks
         if self.refine_box.value and inversion.done and not self._stop.is_set():
@@ -416,7 +475,7 @@ def _curve(history: Mapping[str, torch.Tensor], title: str) -> "Figure":
     return figure
 
 
-def explore(model: str = "efficientnet_lite0", target: int | str = "980: volcano", preset: str = DEFAULT_PRESET,
+def explore(model: str = "efficientnet_lite0", target: int | str = "980: volcano", preset: str = EXPLORER_PRESET,
             **kwargs: Any) -> Explorer:
     """The interactive explorer (:class:`Explorer`); display it as a notebook cell's last value.
 

@@ -9,24 +9,32 @@ model holding ``NNNN_name.png`` plus ``NNNN_name.result.json`` per class (the JS
 :meth:`InversionResult.save` writes, so ``piikit score runs/MODEL`` works on it) and
 ``contact_sheet.png``.
 
-Resuming: every file is written to a temporary name and renamed into place, and a class's
-JSON is renamed last, so a class counts as finished exactly when its JSON and PNG are
-there. Re-running the same command skips finished classes and redoes the rest. Settings
-that change the images (the config except ``micro_batch``, the seed, the batch size) are
-compared with ``settings.json``; a change is refused unless ``force=True``, which redoes
-the classes made with other settings.
+Resuming: every file is written to a temporary name unique to its process and renamed into
+place, and a class's JSON is renamed last, so a class counts as finished exactly when its
+JSON and PNG are there. Re-running the same command skips finished classes and redoes the
+rest. Settings that change the images (the config except ``micro_batch``, the seed, the
+batch size) are compared with ``settings.json`` (written once the device check has
+passed); a change is refused unless ``force=True``, which redoes the classes made with other
+settings.
+
+Sharing a folder: any number of sweeps may run on one ``out`` at once (two terminals, two
+nodes on a shared disk). Each class is claimed under an OS file lock (``.claims/``) before
+it is computed and re-checked once claimed, so no class is computed twice; the settings
+check and the manifest appends hold the folder's lock (``.lock``); the lock of a process
+that dies is dropped by the kernel, so its classes are taken up by the next run. The last
+sweep to leave the folder clears claims and temporaries and draws the contact sheets.
 
 Scale-out: under ``torchrun`` each process reads ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``,
-takes every ``WORLD_SIZE``-th unit of the fixed (model, batch of classes) work list,
-uses GPU ``LOCAL_RANK`` when CUDA is there (or its share of the CPU cores otherwise), and
-rank 0 draws the contact sheets once all ranks have passed a barrier.
+checks that the job's other processes are there (bounded: ``PIIKIT_RENDEZVOUS_TIMEOUT``
+seconds, 300 by default, so a stale ``WORLD_SIZE``/``RANK`` in the environment fails with a
+message instead of waiting), takes every ``WORLD_SIZE``-th unit of the fixed (model, batch
+of classes) work list, and uses GPU ``LOCAL_RANK`` when CUDA is there (or its share of the
+CPU cores otherwise).
 """
 
 from __future__ import annotations
 
-import datetime
 import re
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,9 +50,11 @@ from piikit.engine.inversion import Inversion
 from piikit.labels import resolve_classes
 from piikit.models import Classifier, load_model
 from piikit.interfaces.sweep_store import (
-    check_settings, class_stem, commit, complete_manifest, contact_sheet, is_finished, settings_of, slug,
+    MANIFEST_FILE, RUNNING_FILE, FileLock, check_settings, claim, class_stem, clear_leftovers, commit,
+    complete_manifest, contact_sheet, folder_lock, is_finished, settings_of, slug,
 )
-from piikit.interfaces.torchrun import Dist, device_for, shard
+from piikit.interfaces.torchrun import Dist, device_for, rendezvous, shard
+from piikit.validation import check_int
 
 __all__ = ["sweep", "SweepSummary", "parse_classes"]
 
@@ -60,6 +70,7 @@ class SweepSummary:
     skipped: int  # classes of its shard that were already finished
     failed: tuple[str, ...]  # "model/class: reason" for runs that failed (non-finite loss, out of memory)
     interrupted: bool  # Ctrl-C / SIGTERM ended it early; finished classes are saved
+    taken: int = 0  # classes another sweep in the same folder was computing (it saves them)
 
 
 def parse_classes(spec: int | str | Sequence[int | str]) -> list[int | str]:
@@ -137,8 +148,8 @@ def sweep(
 
     >>> piikit.sweep("efficientnet_lite0", "0-9", "fast", "runs/")  # doctest: +SKIP
     """
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
+    batch = check_int("batch", batch, low=1)
+    seed = check_int("seed", seed, low=0, high=2**63 - 1)
     config = make_config(preset, **overrides)
     model_list: list[str | nn.Module] = (
         [m.strip() for m in models.split(",") if m.strip()] if isinstance(models, str)
@@ -151,8 +162,13 @@ def sweep(
     if len(set(folders)) != len(folders):
         raise ValueError(f"two models share an output folder name: {', '.join(folders)}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out {str(out)!r} is an existing file; give a directory (it is created if missing)")
     dist = Dist.from_env()
     settings = settings_of(config, seed, batch)
+    run_device = device_for(device, dist)  # a device this machine lacks fails before anything is written
+    if dist.world_size > 1:
+        rendezvous(dist)  # a stale WORLD_SIZE/RANK fails here, in bounded time
 
     def load(model: str | nn.Module) -> Classifier:
         return load_model(model, pretrained=pretrained) if isinstance(model, str) else load_model(model)
@@ -164,73 +180,100 @@ def sweep(
         loaded = (m, load(model))
         targets = list(dict.fromkeys(resolve_classes(wanted, loaded[1].class_names)))
         work += [(m, tuple(targets[i : i + batch])) for i in range(0, len(targets), batch)]
-    check_settings(out, settings, force, write=dist.rank == 0)
-    run_device = device_for(device, dist)
-    if dist.world_size > 1:
-        import torch.distributed as torch_dist
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        running = FileLock(out / RUNNING_FILE)
+        running.acquire(shared=True)  # every sweep in this folder holds it; the last one out tidies up
+    except OSError as error:
+        raise ValueError(f"out {str(out)!r} cannot be written to ({error.strerror or error}); "
+                         "give a writable directory") from error
+    try:
+        with folder_lock(out):  # atomic: two sweeps starting together see each other's settings
+            check_settings(out, settings, force)
+        mine = shard(work, dist.rank, dist.world_size)
+        done = skipped = taken = 0
+        failed: list[str] = []
+        interrupted = False
+        say = (lambda text: print(f"[rank {dist.rank}] {text}", flush=True)) if dist.world_size > 1 else (
+            lambda text: print(text, flush=True))
+        try:  # Ctrl-C (or SIGTERM under runner_process) stops the loop; finished classes are kept
+            for m, targets in mine:
+                folder = out / folders[m]
+                folder.mkdir(parents=True, exist_ok=True)
+                if loaded[0] != m:
+                    loaded = (m, load(model_list[m]))
+                model = loaded[1].to(run_device)
+                claims: list[FileLock] = []
+                try:
+                    todo = []
+                    for t in targets:
+                        stem = class_stem(t, model.class_names)
+                        if is_finished(folder, stem, settings):
+                            skipped += 1
+                            continue
+                        held = claim(out, folders[m], stem)
+                        if held is None:  # another sweep in this folder is computing it
+                            taken += 1
+                            continue
+                        claims.append(held)
+                        if is_finished(folder, stem, settings):  # finished while we looked
+                            skipped += 1
+                        else:
+                            todo.append(t)
+                    if not todo:
+                        continue
+                    try:
+                        result = Inversion(model, todo, config, seed=seed, device=run_device,
+                                           progress=progress and dist.world_size == 1).run()
+                    except InversionFailed as failure:
+                        failed.append(f"{folders[m]}/{todo}: {failure}")
+                        say(f"failed {folders[m]} {todo}: {failure}")
+                        continue
+                    if result.stop_reason == "interrupted":
+                        interrupted = True
+                        break
+                    commit(result, folder, batch, dist.rank, out)
+                finally:
+                    for held in claims:
+                        held.release()
+                done += len(todo)
+                if progress:
+                    probs = [] if result.final_probs is None else result.final_probs.tolist()
+                    for lab, p in zip(result.labels, probs):
+                        say(f"{folders[m]}: {lab}  p={p:.3f}")
+        except KeyboardInterrupt:
+            interrupted = True
+        if interrupted:
+            print(f"piikit: sweep interrupted; finished classes are saved in {out} (run it again to go on)",
+                  file=sys.stderr)
+        elif taken and progress:
+            say(f"{taken} class(es) were being computed by another sweep in {out}; it saves them")
+        _finish(out, folders, sheets and not interrupted, running, tidy=not interrupted)
+    finally:
+        running.release()
+    return SweepSummary(out=out, done=done, skipped=skipped, failed=tuple(failed), interrupted=interrupted,
+                        taken=taken)
 
-        torch_dist.init_process_group("nccl" if run_device.type == "cuda" else "gloo",
-                                      timeout=datetime.timedelta(days=7))  # ranks may finish days apart
-    tmp = out / ".tmp" / f"rank{dist.rank}"
-    shutil.rmtree(tmp, ignore_errors=True)  # what a killed run of this rank left
-    mine = shard(work, dist.rank, dist.world_size)
-    done = skipped = 0
-    failed: list[str] = []
-    interrupted = False
-    say = (lambda text: print(f"[rank {dist.rank}] {text}", flush=True)) if dist.world_size > 1 else (
-        lambda text: print(text, flush=True))
-    try:  # Ctrl-C (or SIGTERM under runner_process) stops the loop; finished classes are kept
-        for m, targets in mine:
-            folder = out / folders[m]
-            folder.mkdir(parents=True, exist_ok=True)
-            if loaded[0] != m:
-                loaded = (m, load(model_list[m]))
-            model = loaded[1].to(run_device)
-            todo = [t for t in targets if not is_finished(folder, class_stem(t, model.class_names), settings)]
-            skipped += len(targets) - len(todo)
-            if not todo:
-                continue
-            try:
-                result = Inversion(model, todo, config, seed=seed, device=run_device,
-                                   progress=progress and dist.world_size == 1).run()
-            except InversionFailed as failure:
-                failed.append(f"{folders[m]}/{todo}: {failure}")
-                say(f"failed {folders[m]} {todo}: {failure}")
-                continue
-            if result.stop_reason == "interrupted":
-                interrupted = True
-                break
-            commit(result, folder, tmp, batch, dist.rank, out)
-            done += len(todo)
-            if progress:
-                probs = [] if result.final_probs is None else result.final_probs.tolist()
-                for lab, p in zip(result.labels, probs):
-                    say(f"{folders[m]}: {lab}  p={p:.3f}")
-    except KeyboardInterrupt:
-        interrupted = True
-    if interrupted:
-        print(f"piikit: sweep interrupted; finished classes are saved in {out} (run it again to go on)",
-              file=sys.stderr)
-    _finish(out, folders, sheets and not interrupted, dist, wait=not interrupted)
-    return SweepSummary(out=out, done=done, skipped=skipped, failed=tuple(failed), interrupted=interrupted)
 
-
-def _finish(out: Path, folders: Sequence[str], sheets: bool, dist: Dist, wait: bool) -> None:
-    """Wait for every rank, then rank 0 draws the contact sheets and clears temporaries
-    (an interrupted rank does not wait: the others are being interrupted too)."""
-    if dist.world_size > 1:
-        import torch.distributed as torch_dist
-
-        if wait:
-            torch_dist.barrier()
-        torch_dist.destroy_process_group()
-    shutil.rmtree(out / ".tmp" / f"rank{dist.rank}", ignore_errors=True)
-    if dist.rank != 0 or not wait:
+def _finish(out: Path, folders: Sequence[str], sheets: bool, running: FileLock, tidy: bool) -> None:
+    """Log what killed processes committed, then, if no other sweep still works in ``out``
+    (this one is the last out), clear leftover claims and temporaries and draw the contact
+    sheets (an interrupted sweep only leaves)."""
+    if not tidy:
         return
-    complete_manifest(out, folders)
-    if sheets:
-        for name in folders:
-            contact_sheet(out / name)
-    shutil.rmtree(out / ".tmp", ignore_errors=True)
-
-
+    bad = complete_manifest(out, folders)
+    if bad:
+        print(f"piikit: skipped {len(bad)} damaged line(s) of {out / MANIFEST_FILE} (line "
+              f"{', '.join(map(str, bad[:5]))}{', ...' if len(bad) > 5 else ''}: cut short by a crash)",
+              file=sys.stderr)
+    running.release()
+    last = FileLock(out / RUNNING_FILE)
+    if not last.acquire(blocking=False):
+        return  # another sweep still works here; the last one out tidies up
+    try:
+        clear_leftovers(out, folders)
+        if sheets:
+            for name in folders:
+                contact_sheet(out / name)
+    finally:
+        last.release()

@@ -3,30 +3,41 @@ manifest, and each model's contact sheet. Layout and resuming rules: :mod:`piiki
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import json
 import math
 import os
 import re
-import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 from piikit.engine.config import InversionConfig
-from piikit.engine.result import InversionResult
+from piikit.engine.result import InversionResult, new_file_mode
 
 __all__ = [
-    "SETTINGS_FILE", "MANIFEST_FILE", "SHEET_FILE", "slug", "class_stem", "write_atomic", "append_line", "settings_of",
+    "SETTINGS_FILE", "MANIFEST_FILE", "SHEET_FILE", "LOCK_FILE", "RUNNING_FILE", "CLAIMS_DIR", "slug", "class_stem",
+    "write_atomic", "FileLock", "folder_lock", "claim", "append_line", "read_manifest", "settings_of",
     "recorded_settings", "differences", "check_settings", "is_finished", "one_target", "commit", "contact_sheet",
-    "complete_manifest",
+    "complete_manifest", "clear_leftovers",
 ]
 
 SETTINGS_FILE = "settings.json"
 MANIFEST_FILE = "manifest.jsonl"
 SHEET_FILE = "contact_sheet.png"
+LOCK_FILE = ".lock"  # held (exclusive) around the settings check and manifest appends
+RUNNING_FILE = ".running"  # held (shared) by every sweep working in the folder
+CLAIMS_DIR = ".claims"  # one lock file per class, held by the process computing it
 
 
 def slug(text: str) -> str:
@@ -38,19 +49,110 @@ def class_stem(target: int, class_names: Sequence[str]) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary name beside ``path``, then rename: readers see all or nothing."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write to a temporary name beside ``path`` (unique to this process: ``mkstemp``), then
+    rename: readers see all or nothing, and a failed write (disk full) leaves no temporary."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, new_file_mode())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# fcntl, not the filelock package: it is the standard library (no new dependency), and its
+# POSIX record locks (lockf) are the locks NFS serves through lockd, so sweeps on two nodes
+# sharing a disk exclude each other too. The kernel drops them when their process dies (even
+# by SIGKILL), so a killed sweep never leaves a class claimed. (filelock's gain would be
+# Windows; there, without fcntl, the locks below are no-ops: one sweep per folder.)
+class FileLock:
+    """An OS lock on ``path`` (created if missing), exclusive or shared, blocking or not.
+
+    Locks belong to the process: a second lock of the same file in one process does not
+    exclude the first (processes share a sweep folder, threads do not)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self, *, shared: bool = False, blocking: bool = True) -> bool:
+        """Take the lock; False if ``blocking=False`` and another process holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            flags = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB)
+            try:
+                fcntl.lockf(fd, flags)
+            except OSError as error:
+                os.close(fd)
+                if error.errno in (errno.EACCES, errno.EAGAIN):
+                    return False
+                raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops its lock
+            self._fd = None
+
+    def __enter__(self) -> "FileLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def folder_lock(out: Path) -> FileLock:
+    """The lock of a sweep folder's shared state: the settings check and the manifest."""
+    return FileLock(out / LOCK_FILE)
+
+
+def claim(out: Path, folder: str, stem: str) -> FileLock | None:
+    """Claim one class for this process (None if another process holds it): the claim lasts
+    until released or this process ends, however it ends."""
+    claims = out / CLAIMS_DIR / folder
+    claims.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(claims / f"{stem}.lock")
+    return lock if lock.acquire(blocking=False) else None
 
 
 def append_line(path: Path, record: dict[str, Any]) -> None:
-    # One write() on an O_APPEND descriptor: ranks appending at once never interleave lines.
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    """Append one newline-terminated JSON record (hold :func:`folder_lock` when processes
+    share the file). A torn last line (a crash mid-append) is ended first, so the new
+    record stays a line of its own instead of being glued onto the fragment."""
+    line = (json.dumps(record) + "\n").encode()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, (json.dumps(record) + "\n").encode())
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        os.write(fd, line)  # one write() on O_APPEND: never interleaved with another process's
     finally:
         os.close(fd)
+
+
+def read_manifest(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """The manifest's records and the numbers (1-based) of lines that are not one (torn by a crash)."""
+    records, bad = [], []
+    lines = path.read_bytes().decode("utf-8", errors="replace").split("\n") if path.is_file() else []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict) and "json" in record:
+            records.append(record)
+        else:
+            bad.append(number)
+    return records, bad
 
 
 def settings_of(config: InversionConfig, seed: int, batch: int) -> dict[str, Any]:
@@ -70,11 +172,17 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{k} {flat_old.get(k)!r} -> {flat_new.get(k)!r}" for k in flat_new if flat_old.get(k) != flat_new.get(k)]
 
 
-def check_settings(out: Path, settings: dict[str, Any], force: bool, write: bool) -> None:
-    """Refuse other settings than ``out``'s (unless ``force``); record them where ``write`` (rank 0)."""
+def check_settings(out: Path, settings: dict[str, Any], force: bool) -> None:
+    """Refuse other settings than ``out``'s (unless ``force``), else record them. Hold
+    :func:`folder_lock`: two sweeps starting at once then cannot both find no settings."""
     path = out / SETTINGS_FILE
     if path.is_file():
-        changed = differences(json.loads(path.read_text()).get("settings", {}), settings)
+        try:
+            recorded = json.loads(path.read_text()).get("settings", {})
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as error:
+            raise ValueError(f"{path} is not a settings file piikit wrote ({error}); "
+                             "use another --out or remove it") from error
+        changed = differences(recorded, settings)
         if changed and not force:
             raise ValueError(
                 f"{out} was made with other settings ({'; '.join(changed)}); use another --out, "
@@ -82,9 +190,7 @@ def check_settings(out: Path, settings: dict[str, Any], force: bool, write: bool
             )
         if not changed:
             return
-    if write:
-        out.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps({"settings": settings}, indent=2).encode())
+    write_atomic(path, json.dumps({"settings": settings}, indent=2).encode())
 
 
 def is_finished(folder: Path, stem: str, settings: dict[str, Any]) -> bool:
@@ -111,24 +217,26 @@ def one_target(result: InversionResult, k: int, extra: dict[str, Any]) -> Invers
     )
 
 
-def commit(result: InversionResult, folder: Path, tmp: Path, batch: int, rank: int, out: Path) -> None:
-    """Save each target of ``result`` as NNNN_name.png + .result.json, then log it."""
+def commit(result: InversionResult, folder: Path, batch: int, rank: int, out: Path) -> None:
+    """Save each target of ``result`` as NNNN_name.png + .result.json, then log it (the
+    caller holds each class's :func:`claim`)."""
+    from piikit.images import image_png
+
     for k, target in enumerate(result.targets):
         stem = class_stem(target, result.class_names)
         one = one_target(result, k, {"sweep": {"batch": batch, "batch_targets": list(result.targets), "rank": rank}})
-        shutil.rmtree(tmp, ignore_errors=True)
-        (png,) = one.save(tmp)
-        meta = json.loads((tmp / "result.json").read_text())
+        meta = one.metadata()
         meta["files"] = [f"{stem}.png"]
-        os.replace(png, folder / f"{stem}.png")
+        write_atomic(folder / f"{stem}.png", image_png(one.images[0]))
         # The JSON goes last: its presence is what marks the class finished.
         write_atomic(folder / f"{stem}.result.json", json.dumps(meta, indent=2).encode())
         prob = None if one.final_probs is None else round(float(one.final_probs[0]), 6)
-        append_line(out / MANIFEST_FILE, {
-            "model": folder.name, "class": target, "label": one.labels[0], "png": f"{folder.name}/{stem}.png",
-            "json": f"{folder.name}/{stem}.result.json", "final_prob": prob, "rank": rank,
-            "seconds": round(result.elapsed_s / len(result.targets), 3),
-        })
+        with folder_lock(out):
+            append_line(out / MANIFEST_FILE, {
+                "model": folder.name, "class": target, "label": one.labels[0], "png": f"{folder.name}/{stem}.png",
+                "json": f"{folder.name}/{stem}.result.json", "final_prob": prob, "rank": rank,
+                "pid": os.getpid(), "seconds": round(result.elapsed_s / len(result.targets), 3),
+            })
 
 
 def contact_sheet(folder: str | Path, size: int = 112) -> Path | None:
@@ -156,21 +264,40 @@ def contact_sheet(folder: str | Path, size: int = 112) -> Path | None:
     return path
 
 
-def complete_manifest(out: Path, folders: Sequence[str]) -> None:
-    """Log classes whose files were committed by a process killed before it could log them."""
+def complete_manifest(out: Path, folders: Sequence[str]) -> list[int]:
+    """Log classes whose files were committed by a process killed before it could log them
+    (not those another live process is committing: it logs them itself). Returns the
+    numbers of manifest lines that are not records (torn by a crash), which are skipped."""
     path = out / MANIFEST_FILE
-    lines = path.read_text().splitlines() if path.is_file() else []
-    logged = set()
-    for line in lines:
-        try:
-            logged.add(json.loads(line)["json"])
-        except (json.JSONDecodeError, KeyError):
-            continue  # a line cut short by a kill
-    for name in folders:
-        for meta_path in sorted((out / name).glob("*.result.json")):
-            key = f"{name}/{meta_path.name}"
-            if key not in logged:
-                meta = json.loads(meta_path.read_text())
-                append_line(path, {"model": name, "class": meta["targets"][0]["index"],
-                                    "label": meta["targets"][0]["label"], "png": f"{name}/{meta['files'][0]}",
-                                    "json": key, "recovered": True})
+    with folder_lock(out):
+        records, bad = read_manifest(path)
+        logged = {r["json"] for r in records}
+        for name in folders:
+            for meta_path in sorted((out / name).glob("*.result.json")):
+                key = f"{name}/{meta_path.name}"
+                if key in logged:
+                    continue
+                held = claim(out, name, meta_path.name.removesuffix(".result.json"))
+                if held is None:
+                    continue  # its process is still committing it
+                try:
+                    meta = json.loads(meta_path.read_text())
+                    append_line(path, {"model": name, "class": meta["targets"][0]["index"],
+                                       "label": meta["targets"][0]["label"], "png": f"{name}/{meta['files'][0]}",
+                                       "json": key, "recovered": True})
+                finally:
+                    held.release()
+    return bad
+
+
+def clear_leftovers(out: Path, folders: Sequence[str]) -> None:
+    """Remove claims and temporaries (what killed processes leave); call it only while no
+    other sweep works in ``out`` (holding :data:`RUNNING_FILE` exclusively)."""
+    import shutil
+
+    shutil.rmtree(out / CLAIMS_DIR, ignore_errors=True)
+    shutil.rmtree(out / ".tmp", ignore_errors=True)  # the temp folders of earlier versions
+    for directory in [out, *(out / name for name in folders)]:
+        for tmp in directory.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()

@@ -54,6 +54,9 @@ def find_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module
             if module is layer:
                 return name.removeprefix("model.") or type(layer).__name__, layer
         raise UnknownLayerError(f"the given {type(layer).__name__} module is not a layer of {label}")
+    if not isinstance(layer, str):
+        raise UnknownLayerError(f"layer must be a layer's name (e.g. 'blocks.3', see piikit.list_layers(model)) "
+                                f"or the module itself, got {type(layer).__name__} {layer!r:.40}")
     modules = {n: m for n, m in _network(model).named_modules() if n}
     name = layer.strip()
     if name not in modules and name.startswith("model."):

@@ -123,6 +123,25 @@ def load_model(
         clf = load_model(net, input_size=32, mean=(0.5,), std=(0.5,), class_names=["cat", "dog"])
         piikit.invert(clf, "dog")
     """
+    if device is not None:
+        from piikit.device import resolve_device
+
+        device = resolve_device(device)  # a device this machine lacks: DeviceUnavailableError, as invert's
+    if isinstance(model, type) and issubclass(model, nn.Module):
+        raise UnsupportedModelError(f"model is the class {model.__name__}, not a model: pass an instance, "
+                                    f"e.g. {model.__name__}()")
+    if not isinstance(model, (str, os.PathLike, nn.Module)):
+        raise UnsupportedModelError(f"model must be a name (e.g. 'efficientnet_lite0'), a checkpoint path or an "
+                                    f"nn.Module, got {type(model).__name__} {str(model)[:40]!r}")
+    for what, values in (("mean", mean), ("std", std)):
+        if values is not None:
+            _check_stats(what, values)
+    if isinstance(model, nn.Module) and not isinstance(model, Classifier):
+        meta = next((n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta), None)
+        if meta is not None:
+            raise UnsupportedModelError(
+                f"the model's weights are on the meta device (no values; {meta!r} is one): load real weights "
+                "first, e.g. model.load_state_dict(state, assign=True)")
     if isinstance(model, Classifier):
         clf = model
     else:
@@ -143,6 +162,19 @@ def load_model(
     # they last); the wrapper itself holds no mode-dependent layers.
     clf.training = False
     return clf
+
+
+def _check_stats(what: str, values: Any) -> None:
+    """``mean``/``std`` as finite numbers (``std`` > 0: the model divides by it)."""
+    import math
+    import numbers
+
+    items = [values] if isinstance(values, numbers.Real) else list(values) if isinstance(values, Sequence) else None
+    if not items or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in items):
+        raise UnsupportedModelError(f"{what} must be finite numbers, one per input channel (or one for all), "
+                                    f"got {values!r}")
+    if what == "std" and any(v <= 0 for v in items):
+        raise UnsupportedModelError(f"std must be > 0 (images are divided by it), got {values!r}")
 
 
 def _module_config(net: nn.Module) -> dict[str, Any]:
@@ -204,16 +236,28 @@ def _probe_channels(
     else:
         counts = [len(given[k]) for k in ("mean", "std") if isinstance(given.get(k), Sequence) and len(given[k]) > 1]
         candidates = list(dict.fromkeys(c for c in [_first_conv_channels(net), *counts, 3, 1] if c))
-    first_error: Exception | None = None
+    errors: list[Exception] = []
     for chans in candidates:
         try:
             output = net(torch.zeros(1, chans, *size, device=device))
-        except (RuntimeError, ValueError, TypeError, AssertionError) as e:  # shape errors of any layer
-            first_error = first_error or e
+        except Exception as e:  # shape errors of any layer, or a forward that fails whatever its input
+            errors.append(e)
             continue
-        return chans, logits_of(output)
+        logits = logits_of(output)
+        if not (logits.is_floating_point() or logits.is_complex()):
+            raise UnsupportedModelError(f"the model returns {str(logits.dtype).removeprefix('torch.')} logits; "
+                                        "inversion needs floating-point logits (gradients flow only through floats)")
+        if not torch.isfinite(logits).all():
+            raise UnsupportedModelError(f"the model returns NaN/inf logits on a blank {chans}×{size[0]}×{size[1]} "
+                                        "image; check its weights (and mean/std)")
+        return chans, logits
     tried = " or ".join(f"{c}×{size[0]}×{size[1]}" for c in candidates)
-    message = first_line(first_error) if first_error else ""
+    first_error = errors[0] if errors else None
+    message = f"{type(first_error).__name__}: {first_line(first_error)}" if first_error else ""
+    if len({(type(e), str(e)) for e in errors}) == 1 and len(candidates) > 1:
+        # The same error whatever the input: the forward itself fails, not the image's shape.
+        raise UnsupportedModelError(f"the model's forward fails on every input tried ({message}); fix the model "
+                                    "(or its input_size= / in_chans= if it needs other images)") from first_error
     raise UnsupportedModelError(
         f"the model does not run on a {tried} image ({message}); "
         "pass input_size= (and in_chans= for other than 3 channels) to load_model"

@@ -31,7 +31,7 @@ from torch import nn
 from piikit.engine.config import ConfigBase, InversionConfig
 from piikit.device import resolve_device
 from piikit.errors import UnsupportedModelError
-from piikit.engine.inversion import Callback, Inversion, StepState
+from piikit.engine.inversion import Callback, Inversion, StepState, as_init_images
 from piikit.models import Classifier, load_model
 from piikit.engine.objectives import LossTerm
 from piikit.refinement.priors import BatchNormPrior, L2Prior, TotalVariation, has_batchnorm
@@ -292,7 +292,7 @@ def refine(
         images = init.images
         targets = init.targets if targets is None else targets
     else:
-        images = init
+        images = None if init is None else as_init_images(init)  # arrays, uint8, PNG paths
     if images is not None:
         if images.ndim == 3:
             images = images[None]
