@@ -85,7 +85,9 @@ def resolve_class(target: int | str, names: Sequence[str] | None = None) -> int:
         raise UnknownClassError(f"class name {target!r} is ambiguous: it names classes {options}; pass the index")
     suggestions = search_classes(target, names, limit=5)
     hint = "; did you mean " + ", ".join(f"'{label(i, names)}'" for i, _ in suggestions) + "?" if suggestions else ""
-    raise UnknownClassError(f"unknown class {target!r}{hint} (search with `piikit classes --search WORD`)")
+    where = ("`piikit classes --search WORD`" if tuple(names) == imagenet_classes()
+             else "`piikit.search_classes(WORD, model.class_names)`")  # a model's own class names
+    raise UnknownClassError(f"unknown class {target!r}{hint} (search with {where})")
 
 
 def resolve_classes(targets: int | str | Sequence[int | str], names: Sequence[str] | None = None) -> list[int]:

@@ -104,3 +104,10 @@ def test_region_contrast_and_matrix_plot():
     fig = plot_matrices({"PII": matrix, "DI": {"cnn": matrix["cnn"], "vit": None}}, notes={"DI": {"vit": "refused"}})
     assert len(fig.axes) == 3 and "0.60" in fig.axes[0].get_title()
     assert any(t.get_text() == "refused" for t in fig.axes[1].texts)
+
+
+def test_unknown_name_hint_points_at_the_models_own_names(gray_cnn):
+    with pytest.raises(UnknownClassError, match=r"search_classes\(WORD, model.class_names\)"):
+        piikit.invert(gray_cnn, "digit ten", "preview", progress=False)
+    with pytest.raises(UnknownClassError, match="piikit classes --search"):
+        piikit.resolve_class("volcanoo")
