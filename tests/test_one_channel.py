@@ -80,6 +80,7 @@ def test_invert_compare_and_result_titles_with_class_names(gray_cnn, gray_vit, t
     cmp = piikit.compare(gray_cnn, "digit 7", {"pixels": {}, "lowres": {"param": "lowres", "border": "black"}},
                          "preview", image_size=32, stages=2, steps_per_stage=3, ensemble=2)
     assert cmp.images().shape == (2, 1, 32, 32)
+    assert cmp.show()._suptitle.get_text() == "7: digit 7"
     assert set(cmp.score([gray_vit], device="cpu")) == {"pixels", "lowres"}
     result = cmp.results["lowres"]
     assert result.labels == ["7: digit 7"]

@@ -69,7 +69,9 @@ class Comparison:
         probability and the seconds the run took."""
         from piikit.interfaces.viz import image_grid
 
-        return image_grid(list(self.images(index)), self.titles(index), ncols=ncols, **kwargs)
+        fig = image_grid(list(self.images(index)), self.titles(index), ncols=ncols, **kwargs)
+        fig.suptitle(next(iter(self.results.values())).labels[index], fontsize=10)  # the model's own class name
+        return fig
 
     def table(self) -> list[dict[str, Any]]:
         """One row per setting: seconds, steps, mean final target probability, mean
