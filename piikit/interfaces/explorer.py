@@ -92,6 +92,8 @@ def _knobs() -> dict[str, w.ValueWidget]:
         # the optimizer and priors
         "param": _box(w.Dropdown, options=list(PARAM_KINDS), description="optimize",
                       tooltip="pixels (the paper) or a 1/f Fourier spectrum in decorrelated colour"),
+        "lowres_factor": _box(w.FloatSlider, min=0.05, max=1.0, step=0.05, description="low-res side",
+                              tooltip="optimize = lowres: the image's side at this fraction, upsampled"),
         # Text boxes, not log sliders, for rates: a slider would round the preset's value.
         "lr": _box(w.BoundedFloatText, min=1e-6, max=10.0, step=0.005, description="lr"),
         "lr_schedule": _box(w.Dropdown, options=list(LR_SCHEDULES), description="lr schedule"),
@@ -104,7 +106,7 @@ def _knobs() -> dict[str, w.ValueWidget]:
 KNOB_GROUPS: dict[str, tuple[str, ...]] = {
     "stages": ("stages", "steps_per_stage", "schedule", "image_size", "border"),
     "augment": ("ensemble", "color_shift", "alpha", "beta", "jitter", "flip", "zoom_jitter", "rotate"),
-    "optimizer": ("param", "lr", "lr_schedule", "tv_weight", "l2_weight"),
+    "optimizer": ("param", "lowres_factor", "lr", "lr_schedule", "tv_weight", "l2_weight"),
 }
 
 
