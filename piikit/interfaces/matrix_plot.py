@@ -7,8 +7,8 @@ that refused that model, e.g. DeepInversion on a model without BatchNorm) is dra
 with its reason.
 
 >>> fig = plot_matrices({"PII": {"cnn": {"cnn": 1.0, "vit": 0.5}, "vit": {"cnn": 0.9, "vit": 1.0}}})
->>> len(fig.axes)
-1
+>>> len(fig.axes)  # one panel and the colour bar
+2
 """
 
 from __future__ import annotations
