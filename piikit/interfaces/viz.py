@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from piikit.images import figure_png, to_numpy_image
 
-__all__ = ["NotebookFigure", "new_figure", "to_numpy_image", "show_image", "image_grid", "filmstrip", "plot_history", "plot_ablations"]
+__all__ = ["NotebookFigure", "new_figure", "to_numpy_image", "show_image", "image_grid", "filmstrip", "plot_history", "plot_ablations", "plot_spectra"]
 
 
 class NotebookFigure(Figure):
@@ -151,4 +151,22 @@ def plot_ablations(report: Mapping[str, Any], conditions: Sequence[str] | None =
     n = len(report.get("classes", []))
     fig.suptitle(f"{n} classes × seeds {report.get('seeds')}; bars: mean, error bars: min-max over seeds",
                  fontsize=9)
+    return fig
+
+
+def plot_spectra(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], reference: bool = True) -> Figure:
+    """Radially averaged power spectra (:func:`piikit.analysis.spectrum.radial_spectrum`),
+    name → (frequency, power), on log-log axes, with a 1/f² line for reference (the power
+    of a natural image's spectrum)."""
+    fig = new_figure(figsize=(5.5, 3.6))
+    ax = fig.subplots()
+    for name, (freq, power) in curves.items():
+        ax.loglog(freq.numpy(), power.numpy(), label=name, lw=1.2)
+    if reference and curves:
+        freq, power = next(iter(curves.values()))
+        anchor = float(power[0]) * float(freq[0]) ** 2
+        ax.loglog(freq.numpy(), (anchor / freq**2).numpy(), "k--", lw=0.8, label="1/f² (natural images)")
+    ax.set_xlabel("spatial frequency (cycles per pixel)")
+    ax.set_ylabel("power")
+    ax.legend(fontsize=7)
     return fig
