@@ -157,13 +157,13 @@ def plot_ablations(report: Mapping[str, Any], conditions: Sequence[str] | None =
 def plot_spectra(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], reference: bool = True) -> Figure:
     """Radially averaged power spectra (:func:`piikit.analysis.spectrum.radial_spectrum`),
     name → (frequency, power), on log-log axes, with a 1/f² line for reference (the power
-    of a natural image's spectrum)."""
+    of a natural image's spectrum) through the last curve's first point: put a photo last."""
     fig = new_figure(figsize=(5.5, 3.6))
     ax = fig.subplots()
     for name, (freq, power) in curves.items():
         ax.loglog(freq.numpy(), power.numpy(), label=name, lw=1.2)
     if reference and curves:
-        freq, power = next(iter(curves.values()))
+        freq, power = list(curves.values())[-1]
         anchor = float(power[0]) * float(freq[0]) ** 2
         ax.loglog(freq.numpy(), (anchor / freq**2).numpy(), "k--", lw=0.8, label="1/f² (natural images)")
     ax.set_xlabel("spatial frequency (cycles per pixel)")
