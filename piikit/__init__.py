@@ -40,6 +40,8 @@ _EXPORTS: dict[str, str] = {
     "compare": "piikit.analysis.comparison",
     "attribute": "piikit.analysis.attribution",
     "attribute_compare": "piikit.analysis.attribution",
+    "map_agreement": "piikit.analysis.agreement",
+    "agreement_rows": "piikit.analysis.agreement",
     "list_layers": "piikit.models.layers",
     "plot_attributions": "piikit.interfaces.attribution_plots",
     "plot_comparison": "piikit.interfaces.attribution_plots",
@@ -101,6 +103,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from piikit.analysis.attribution import attribute as attribute
     from piikit.analysis.attribution import attribute_compare as attribute_compare
+    from piikit.analysis.agreement import agreement_rows as agreement_rows
+    from piikit.analysis.agreement import map_agreement as map_agreement
     from piikit.models.layers import list_layers as list_layers
     from piikit.interfaces.attribution_plots import plot_attributions as plot_attributions
     from piikit.interfaces.attribution_plots import plot_comparison as plot_comparison

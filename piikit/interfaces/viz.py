@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from piikit.images import figure_png, to_numpy_image
 
-__all__ = ["NotebookFigure", "new_figure", "to_numpy_image", "show_image", "image_grid", "filmstrip", "plot_history"]
+__all__ = ["NotebookFigure", "new_figure", "to_numpy_image", "show_image", "image_grid", "filmstrip", "plot_history", "plot_ablations", "plot_spectra"]
 
 
 class NotebookFigure(Figure):
@@ -115,4 +115,58 @@ def plot_history(history: Mapping[str, torch.Tensor], labels: Sequence[str] | No
     ax.set_ylim(0, 1)
     if labels:
         ax.legend(fontsize=7, loc="best")
+    return fig
+
+
+def plot_ablations(report: Mapping[str, Any], conditions: Sequence[str] | None = None,
+                   metrics: Sequence[str] = ("top1", "prob", "tv")) -> Figure:
+    """Bars with spread from the results file of ``benchmarks/ablations.py``: one panel per
+    metric (``top1``, ``top5``, ``prob`` per evaluator, side by side; ``tv`` once), one bar
+    per condition at the mean over seeds, the error bar spanning the seeds' min to max."""
+    names = [c for c in (conditions or list(report["conditions"])) if c in report["conditions"]]
+    summaries = [report["conditions"][c]["summary"] for c in names]
+    evaluators = [k for k in summaries[0] if k != "s_per_class"] if summaries else []
+    titles = {"top1": "cross-model top-1", "top5": "cross-model top-5", "prob": "target probability",
+              "tv": "TV per pixel (noise)"}
+    fig = new_figure(figsize=(3.6 * len(metrics), 0.45 * len(names) + 1.4))
+    axes = fig.subplots(1, len(metrics), squeeze=False).ravel()
+    y = torch.arange(len(names), dtype=torch.float64).numpy()
+    for ax, metric in zip(axes, metrics):
+        groups = evaluators[:1] if metric == "tv" else evaluators
+        height = 0.8 / len(groups)
+        for g, ev in enumerate(groups):
+            stats = [s[ev][metric] for s in summaries]
+            means = [st["mean"] for st in stats]
+            low = [st["mean"] - min(st["per_seed"]) for st in stats]
+            high = [max(st["per_seed"]) - st["mean"] for st in stats]
+            label = None if metric == "tv" else ev.replace("efficientnet_", "")
+            ax.barh(y + (g - (len(groups) - 1) / 2) * height, means, height=height, xerr=[low, high],
+                    capsize=2, label=label, error_kw={"lw": 0.8})
+        ax.set_yticks(y, names if ax is axes[0] else [""] * len(names))
+        ax.invert_yaxis()
+        ax.set_title(titles.get(metric, metric), fontsize=9)
+        if metric in ("top1", "top5", "prob"):
+            ax.set_xlim(0, 1)
+            ax.legend(fontsize=7, loc="lower right")
+    n = len(report.get("classes", []))
+    fig.suptitle(f"{n} classes × seeds {report.get('seeds')}; bars: mean, error bars: min-max over seeds",
+                 fontsize=9)
+    return fig
+
+
+def plot_spectra(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], reference: bool = True) -> Figure:
+    """Radially averaged power spectra (:func:`piikit.analysis.spectrum.radial_spectrum`),
+    name → (frequency, power), on log-log axes, with a 1/f² line for reference (the power
+    of a natural image's spectrum) through the last curve's first point: put a photo last."""
+    fig = new_figure(figsize=(5.5, 3.6))
+    ax = fig.subplots()
+    for name, (freq, power) in curves.items():
+        ax.loglog(freq.numpy(), power.numpy(), label=name, lw=1.2)
+    if reference and curves:
+        freq, power = list(curves.values())[-1]
+        anchor = float(power[0]) * float(freq[0]) ** 2
+        ax.loglog(freq.numpy(), (anchor / freq**2).numpy(), "k--", lw=0.8, label="1/f² (natural images)")
+    ax.set_xlabel("spatial frequency (cycles per pixel)")
+    ax.set_ylabel("power")
+    ax.legend(fontsize=7)
     return fig
