@@ -166,4 +166,7 @@ def test_config_is_the_older_name_of_preset(tiny_cnn, device):
     """refine() takes preset= like invert(); config= (its older name) still works and means the same."""
     a = refine(tiny_cnn, targets=1, preset="preview", device=device, progress=False, **TINY)
     b = refine(tiny_cnn, targets=1, config="preview", device=device, progress=False, **TINY)
-    assert torch.equal(a.images, b.images)
+    assert a.config == b.config
+    # Not bitwise: from noise, two identical calls already differ by ~1e-5 with 2 threads (the order
+    # of a parallel reduction in the warm-up), so this compares with a margin 10x that.
+    assert torch.allclose(a.images, b.images, atol=1e-4)
