@@ -74,8 +74,8 @@ def read_png(path: str | os.PathLike) -> torch.Tensor:
 
 def load_photo(source: str | os.PathLike | np.ndarray, size: int | tuple[int, int] | None = None) -> torch.Tensor:
     """A photo as a 1×3×H×W batch in [0, 1], ready for a classifier: scaled (antialiased
-    bilinear) until it covers ``size``, then its centre cropped to it, as ImageNet's
-    evaluation crops; ``size=None`` keeps the full photo.
+    bilinear) until it covers ``size``, then its centre cropped to it (ImageNet evaluation's
+    centre crop without its 0.875 margin); ``size=None`` keeps the full photo.
 
     Args:
         source: the name of a photo that scikit-image bundles (``"coffee"``, ``"chelsea"``,
