@@ -36,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "resolve_device": "piikit.device",
     "available_devices": "piikit.device",
     "score": "piikit.analysis.evaluate",
+    "predict": "piikit.analysis.evaluate",
     "summarize": "piikit.analysis.evaluate",
     "compare": "piikit.analysis.comparison",
     "attribute": "piikit.analysis.attribution",
@@ -111,6 +112,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from piikit.analysis.comparison import Comparison as Comparison
     from piikit.analysis.comparison import compare as compare
     from piikit.analysis.evaluate import score as score
+    from piikit.analysis.evaluate import predict as predict
     from piikit.analysis.evaluate import summarize as summarize
     from piikit.device import available_devices as available_devices
     from piikit.device import resolve_device as resolve_device

@@ -134,3 +134,18 @@ def test_summarize_per_evaluator_and_per_class():
     text = format_scores(rows)
     assert "1: x" in text and "mean prob" in text
     assert text.splitlines()[-2].split() == ["A", "2", "0.50", "1.00", "0.600", "0.200", "?"]
+
+
+def test_predict_gives_k_classes_per_image_best_first(lite0):
+    from piikit.images import load_photo
+
+    rows = piikit.predict(lite0, torch.cat([load_photo(p, 224) for p in ("coffee", "chelsea")]), k=3, device="cpu")
+    assert [(r["image"], r["rank"]) for r in rows] == [(i, k) for i in (0, 1) for k in (1, 2, 3)]
+    assert (rows[0]["class"], rows[0]["label"]) == (967, "967: espresso")
+    assert rows[3]["class"] == 285
+    assert all(a["prob"] >= b["prob"] for a, b in zip(rows, rows[1:]) if a["image"] == b["image"])
+
+
+def test_predict_refuses_more_classes_than_the_model_has(lite0, noise):
+    with pytest.raises(ValueError, match="k must be"):
+        piikit.predict(lite0, noise, k=1001, device="cpu")

@@ -17,11 +17,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from piikit.device import resolve_device
+from piikit.device import module_device, resolve_device
 from piikit.labels import label, resolve_classes
 from piikit.models import OFFLINE_MODELS, Classifier, load_model
+from piikit.validation import check_int
 
-__all__ = ["score", "summarize", "format_scores", "tv_per_pixel", "region_contrast", "default_evaluators"]
+__all__ = ["score", "predict", "summarize", "format_scores", "tv_per_pixel", "region_contrast", "default_evaluators"]
 
 
 def tv_per_pixel(images: torch.Tensor) -> torch.Tensor:
@@ -151,6 +152,35 @@ def score(
                 "size": seen,
             })
     return rows
+
+
+def predict(
+    model: str | Classifier | torch.nn.Module,
+    images: torch.Tensor,
+    k: int = 5,
+    *,
+    device: str | torch.device | None = "auto",
+) -> list[dict[str, Any]]:
+    """What a model sees in images: its ``k`` most probable classes for each, as rows for
+    :func:`piikit.interfaces.tables.format_table`. The images go in as they are (load a photo
+    at the model's size with :func:`piikit.images.load_photo`).
+
+    Returns:
+        ``k`` rows per image, best first: ``image``, ``rank``, ``class`` (index), ``label``
+        ("idx: name", the model's own class names) and ``prob``.
+
+    >>> predict("efficientnet_lite0", load_photo("coffee", 224))[0]["label"]  # doctest: +SKIP
+    '967: espresso'
+    """
+    if images.ndim == 3:
+        images = images[None]
+    clf = _evaluator(model).to(resolve_device(device)).eval()
+    k = check_int("k", k, low=1, high=clf.num_classes)
+    with torch.no_grad():
+        probs = clf(images.to(module_device(clf)).float()).float().softmax(-1).cpu()
+    best = probs.topk(k, dim=-1)
+    return [{"image": i, "rank": r + 1, "class": int(c), "label": label(int(c), clf.class_names), "prob": float(p)}
+            for i, (ps, cs) in enumerate(zip(best.values, best.indices)) for r, (p, c) in enumerate(zip(ps, cs))]
 
 
 def summarize(rows: Sequence[dict[str, Any]], by: str = "evaluator") -> dict[Any, dict[str, float]]:
