@@ -9,8 +9,9 @@ variants, ``--trios``:
 ``augmented``
     per-image shifts (2 px), rotations (10°), zooms (10 %) and pixel noise (std 0.05);
 ``robust``
-    the augmented recipe plus L2 PGD adversarial training (radius ``--adv-eps`` in [0, 1]
-    pixels, per family, 3 steps).
+    the augmented recipe plus L2 PGD adversarial training (3 steps) at a radius in [0, 1]
+    pixels per family, and the ViT trained longer (``ROBUST_FAMILY`` below; ``--adv-eps``
+    overrides the radii).
 
 Then inverts ``--classes`` digits with each model, ``--seeds`` seeds, by each ``--methods``:
 
@@ -27,7 +28,7 @@ Then inverts ``--classes`` digits with each model, ``--seeds`` seeds, by each ``
     (``UnsupportedModelError``, recorded in the table and the JSON);
 ``di_nobn``
     the same without the BatchNorm prior on every model (``bn_prior="off"``): CE + TV + L2
-    with jitter, what DeepInversion has left on a ViT or a Mixer.
+    with jitter and flips, what DeepInversion has left on a ViT or a Mixer.
 
 Every image is scored by calling each model directly (1-channel images): top-1 hit rate and
 mean probability of the intended digit. Each matrix cell is the mean over seeds with the
