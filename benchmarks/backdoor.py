@@ -91,7 +91,10 @@ def attribution_share(clf: piikit.Classifier, images: torch.Tensor, target: int,
 
 
 def invert(clf: piikit.Classifier, target: int, copies: int, seed: int, args: argparse.Namespace) -> torch.Tensor:
-    cfg = PII.replace(param=args.param, lowres_factor=args.lowres_factor, border=args.border, **parse_set(args.set))
+    # Without architectures.py's L2 prior (added after the recorded runs): it would pull the bright trigger
+    # towards black, and the measurement is of what the model alone asks for.
+    settings = {"param": args.param, "lowres_factor": args.lowres_factor, "border": args.border, "l2_weight": 0.0}
+    cfg = PII.replace(**{**settings, **parse_set(args.set)})
     return piikit.invert(clf, [target] * copies, cfg, seed=seed, device="cpu", progress=False).images
 
 

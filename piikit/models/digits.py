@@ -9,12 +9,18 @@ digits (1,797 images, 10 classes). This module upsamples them to ``image_size`` 
 ``cnn``
     three conv-BatchNorm-ReLU blocks with global average pooling: accepts any input size,
     and has the BatchNorm statistics DeepInversion's prior needs;
+``cnn_flat``
+    the same blocks with a third max-pool and a linear head on the 4×4 map instead of the
+    global average: fixed input size. Global pooling lets a class's evidence sit anywhere,
+    so the ``cnn``'s inversions are strokes and slabs spread over the whole image that the
+    other families do not read; the 4×4 head ties evidence to a place, as the ViT's and the
+    Mixer's position-aware tokens do (``benchmarks/architectures.py`` measures both);
 ``vit``
     a timm ``VisionTransformer`` (patch 8, 3 blocks, average-pooled tokens): fixed input size;
 ``mixer``
     a timm ``MlpMixer`` (patch 4, 3 blocks): fixed input size.
 
-All three take one input channel (grey), normalized with mean = std = 0.5, and train in
+All take one input channel (grey), normalized with mean = std = 0.5, and train in
 seconds on 2 CPU cores.
 
 Training options (:class:`DigitsTraining`), each off by default:
@@ -73,9 +79,10 @@ __all__ = [
     "train_digits_models",
 ]
 
-Architecture = Literal["cnn", "vit", "mixer"]
+Architecture = Literal["cnn", "cnn_flat", "vit", "mixer"]
 ARCHITECTURES: dict[str, str] = {
     "cnn": "CNN with BatchNorm (3 conv blocks)",
+    "cnn_flat": "CNN with BatchNorm (3 conv blocks, linear head on the 4x4 map)",
     "vit": "Vision Transformer (timm, patch 8, 3 blocks)",
     "mixer": "MLP-Mixer (timm, patch 4, 3 blocks)",
 }
@@ -218,6 +225,12 @@ def build_digits_model(arch: Architecture, image_size: int = 32) -> nn.Module:
         return nn.Sequential(
             *_conv_block(1, 16), nn.MaxPool2d(2), *_conv_block(16, 32), nn.MaxPool2d(2), *_conv_block(32, 64),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10),
+        )
+    if arch == "cnn_flat":
+        side = image_size // 8
+        return nn.Sequential(
+            *_conv_block(1, 16), nn.MaxPool2d(2), *_conv_block(16, 32), nn.MaxPool2d(2), *_conv_block(32, 64),
+            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * side * side, 10),
         )
     if arch == "vit":
         # Average-pooled tokens instead of a class token: small ViTs learn much faster so.
@@ -385,7 +398,7 @@ def train_digits_model(
     """Train one digits model, or read it from the cache if these settings were trained before.
 
     Args:
-        arch: ``"cnn"``, ``"vit"`` or ``"mixer"`` (see :data:`ARCHITECTURES`).
+        arch: ``"cnn"``, ``"cnn_flat"``, ``"vit"`` or ``"mixer"`` (see :data:`ARCHITECTURES`).
         training: the settings (default :class:`DigitsTraining`); they key the cache.
         cache_dir: where weights are kept (default ``~/.cache/piikit/digits``).
         retrain: train even if a cached file exists (and overwrite it).
