@@ -69,3 +69,46 @@ def test_format_table_prints_the_rows():
     text = format_table(rows)
     assert text.splitlines()[0].split() == ["method", "models", "x", "mean"]
     assert "lite0 vs b" in text and "1.00" in text
+
+
+def test_region_share_is_the_attribution_mass_inside_the_mask():
+    from piikit.analysis.agreement import region_share
+
+    mask = torch.zeros(4, 4, dtype=torch.bool)
+    mask[:2, :2] = True
+    inside = torch.zeros(1, 1, 4, 4)
+    inside[..., 0, 0] = -3.0  # signs do not matter: |attribution|
+    even = torch.ones(1, 2, 4, 4)
+    half = torch.zeros(1, 1, 4, 4)
+    half[..., 0, 1], half[..., 3, 3] = 1.0, 1.0
+    shares = region_share(torch.cat([inside.expand(1, 2, 4, 4), even, half.expand(1, 2, 4, 4)]), mask)
+    assert shares.tolist() == pytest.approx([1.0, 0.25, 0.5])
+    assert region_share(torch.zeros(1, 1, 4, 4), mask).tolist() == [0.0]
+    with pytest.raises(ValueError, match="mask"):
+        region_share(inside, torch.ones(8, 8, dtype=torch.bool))
+
+
+def test_format_spread_gives_mean_deviation_and_range():
+    from piikit.interfaces.tables import format_spread
+
+    assert format_spread([0.1, 0.2, 0.3]) == "0.200 ± 0.100 (seeds 0.100..0.300)"
+    assert format_spread([0.5], digits=1) == "0.5 ± 0.0 (seeds 0.5..0.5)"
+    with pytest.raises(ValueError):
+        format_spread([])
+
+
+def test_recorded_matrices_reads_the_architectures_record():
+    from piikit.interfaces.matrix_plot import recorded_matrices
+
+    cell = {"top1": 0.5, "top1_spread": 0.1, "prob": 0.4, "prob_spread": 0.0}
+    record = {"trios": {"robust": {"methods": {
+        "di": {"summary": {"cnn": {"cnn": cell}}, "errors": {"vit": "UnsupportedModelError: no BatchNorm"}},
+        "pii": {"summary": {"cnn": {"cnn": cell, "vit": cell}, "vit": {"cnn": cell, "vit": cell}}, "errors": {}},
+        "broken": {"errors": {"cnn": "RuntimeError"}}}}}}
+    matrices, notes = recorded_matrices(record, "robust", {"pii": "PII", "di": "DI", "ce": "CE", "broken": "X"},
+                                        refused="no BN")
+    assert list(matrices) == ["PII", "DI", "X"]  # the labels' order; "ce" was not recorded
+    assert matrices["PII"]["vit"]["cnn"] == cell and matrices["X"] == {}
+    assert notes == {"PII": {}, "DI": {"vit": "no BN"}, "X": {"cnn": "no BN"}}
+    with pytest.raises(KeyError):
+        recorded_matrices(record, "standard", {"pii": "PII"})

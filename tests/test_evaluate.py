@@ -149,3 +149,26 @@ def test_predict_gives_k_classes_per_image_best_first(lite0):
 def test_predict_refuses_more_classes_than_the_model_has(lite0, noise):
     with pytest.raises(ValueError, match="k must be"):
         piikit.predict(lite0, noise, k=1001, device="cpu")
+
+
+def _always(cls: int) -> piikit.Classifier:
+    """A 10-way classifier that says ``cls`` whatever the image."""
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 10))
+    with torch.no_grad():
+        net[1].weight.zero_()
+        net[1].bias.copy_(torch.nn.functional.one_hot(torch.tensor(cls), 10).float() * 5)
+    return piikit.load_model(net, input_size=8)
+
+
+def test_cross_matrix_scores_every_result_with_every_judge_under_the_callers_keys():
+    from types import SimpleNamespace
+
+    from piikit.analysis.evaluate import cross_matrix
+
+    images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    results = {"a": SimpleNamespace(images=images, targets=[0, 0]), "b": SimpleNamespace(images=images, targets=[1, 1])}
+    judges = {"says0": _always(0), "says1": _always(1)}  # both wrap the same class, so their names collide
+    matrix = cross_matrix(results, judges)
+    assert list(matrix) == ["a", "b"] and all(list(row) == ["says0", "says1"] for row in matrix.values())
+    assert [[matrix[m][j]["top1"] for j in judges] for m in results] == [[1.0, 0.0], [0.0, 1.0]]
+    assert matrix["a"]["says0"]["n"] == 2 and matrix["a"]["says0"]["prob"] > 0.9 > 0.1 > matrix["a"]["says1"]["prob"]

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["saliency_map", "map_agreement", "agreement_rows"]
+__all__ = ["saliency_map", "map_agreement", "agreement_rows", "region_share"]
 
 
 def saliency_map(attribution: torch.Tensor) -> torch.Tensor:
@@ -34,6 +34,17 @@ def saliency_map(attribution: torch.Tensor) -> torch.Tensor:
     if attribution.ndim == 2:
         return attribution.abs()[None]
     raise ValueError(f"an attribution must be N×C×H×W, N×H×W or H×W, got {tuple(attribution.shape)}")
+
+
+def region_share(attribution: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N,) the share of each image's absolute attribution mass (summed over channels) that
+    lies inside ``mask`` (H×W, boolean): 1 when all the evidence sits in the region, its
+    area fraction when the evidence is spread evenly; 0 for an all-zero map."""
+    mass = saliency_map(attribution.detach().float())
+    mask = mask.to(device=mass.device, dtype=torch.bool)
+    if mass.shape[-2:] != mask.shape:
+        raise ValueError(f"the mask is {tuple(mask.shape)} but the maps are {tuple(mass.shape[-2:])}")
+    return (mass[:, mask].sum(1) / mass.flatten(1).sum(1).clamp_min(1e-12)).cpu()
 
 
 def map_agreement(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ by default.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -22,7 +22,7 @@ from piikit.labels import label, resolve_classes
 from piikit.models import OFFLINE_MODELS, Classifier, load_model
 from piikit.validation import check_int
 
-__all__ = ["score", "predict", "summarize", "format_scores", "tv_per_pixel", "region_contrast", "default_evaluators"]
+__all__ = ["score", "predict", "summarize", "cross_matrix", "format_scores", "tv_per_pixel", "region_contrast", "default_evaluators"]
 
 
 def tv_per_pixel(images: torch.Tensor) -> torch.Tensor:
@@ -203,6 +203,21 @@ def summarize(rows: Sequence[dict[str, Any]], by: str = "evaluator") -> dict[Any
             "tv": sum(r["tv"] for r in mine) / n,
         }
     return out
+
+
+def cross_matrix(
+    results: Mapping[str, Any], judges: Mapping[str, Classifier], device: str | torch.device | None = "cpu"
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Every model's inversions scored by every model: ``made_by -> {judged_by -> summary}``.
+
+    ``results`` maps a model to its :class:`~piikit.InversionResult` (anything with ``images``
+    and ``targets``; typed loosely because the result module imports this one). Each summary
+    is :func:`summarize`'s (``top1``, ``prob``, ...) over that result's images; the keys are
+    ``results``' and ``judges``' own (the matrix ``plot_matrices`` draws).
+    """
+    return {made: {name: summarize(score(r.images, r.targets, [judge], device=device)).popitem()[1]
+                   for name, judge in judges.items()}
+            for made, r in results.items()}
 
 
 def format_scores(rows: Sequence[dict[str, Any]], per_image: bool = True) -> str:

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from piikit.interfaces.viz import new_figure
 
-__all__ = ["plot_matrices", "off_diagonal_mean"]
+__all__ = ["plot_matrices", "off_diagonal_mean", "recorded_matrices"]
 
 Matrix = Mapping[str, "Mapping[str, Any] | None"]
 
@@ -100,3 +100,27 @@ def plot_matrices(
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def recorded_matrices(
+    record: Mapping[str, Any], trio: str, labels: Mapping[str, str], refused: str = "refused"
+) -> tuple[dict[str, Matrix], dict[str, dict[str, str]]]:
+    """One trio's matrices from the results file of ``benchmarks/architectures.py``, ready for
+    :func:`plot_matrices`.
+
+    Args:
+        record: the parsed JSON file.
+        trio: the trio's key in ``record["trios"]`` (``"robust"``, ``"standard"``).
+        labels: method key in the file (``"pii"``, ``"di"``, ...) -> the name shown; methods
+            not recorded for the trio are left out, in ``labels``' order otherwise.
+        refused: the note on the row of a model the method refused (see the file's ``errors``).
+
+    Returns:
+        ``(matrices, notes)``: name -> matrix (the summary over seeds, top-1 and probability
+        with their spreads), and name -> refused model -> ``refused``.
+    """
+    methods = record["trios"][trio]["methods"]
+    recorded = [(key, label) for key, label in labels.items() if key in methods]
+    matrices = {label: methods[key].get("summary", {}) for key, label in recorded}
+    notes = {label: {model: refused for model in methods[key]["errors"]} for key, label in recorded}
+    return matrices, notes

@@ -9,10 +9,11 @@ no jitter  0.500
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["format_table", "ablation_table"]
+__all__ = ["format_table", "ablation_table", "format_spread"]
 
 
 def _cell(value: Any, digits: int) -> str:
@@ -51,6 +52,20 @@ def format_table(rows: Sequence[Mapping[str, Any]] | Mapping[str, Mapping[str, A
     out = [line([str(c) for c in columns]), "  ".join("-" * w for w in widths)]
     out += [line(row) for row in cells]
     return "\n".join(out)
+
+
+def format_spread(values: Sequence[float], digits: int = 3) -> str:
+    """Repeated measurements (one per seed) as ``mean ± standard deviation (seeds min..max)``;
+    the deviation is 0 for a single value.
+
+    >>> format_spread([0.1, 0.2, 0.3])
+    '0.200 ± 0.100 (seeds 0.100..0.300)'
+    """
+    if not values:
+        raise ValueError("no values to summarize")
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return (f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f} "
+            f"(seeds {min(values):.{digits}f}..{max(values):.{digits}f})")
 
 
 def ablation_table(report: Mapping[str, Any], conditions: Sequence[str] | None = None) -> str:
