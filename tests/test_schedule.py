@@ -80,3 +80,12 @@ def test_images_keep_their_channel_count_through_every_stage(mode):
     for stage in (1, 2):
         image = sched.grow(image, stage, g, canvas)
         assert image.shape == (2, 1, sched.sizes[stage], sched.sizes[stage])
+
+
+@pytest.mark.parametrize("border, low, high", [("grey", 0.45, 0.55), ("black", 0.0, 0.1)])
+def test_center_canvas_follows_the_border_fill(border: str, low: float, high: float) -> None:
+    # A noise canvas around a grey- or black-bordered image left a frame of noise in the result.
+    canvas = StageSchedule(image_size=64, stages=3, mode="center").canvas(2, torch.Generator().manual_seed(0), border=border)
+    assert canvas.shape == (2, 3, 64, 64)
+    assert low <= canvas.min() and canvas.max() <= high
+    assert canvas.std() > 0  # faint noise, so the gradient does not vanish on a flat image

@@ -233,7 +233,7 @@ class Inversion:
         self.step_in_stage = 0
         if self.stage == 0:
             k = len(self.targets)
-            self.canvas = self.schedule.canvas(k, self.rng, self.device)
+            self.canvas = self.schedule.canvas(k, self.rng, self.device, border=self.config.border)
             if self._init is not None:
                 s = self.schedule.sizes[0]
                 image = torch.nn.functional.interpolate(

@@ -10,8 +10,8 @@ on an image of ``(k + 2) * step`` pixels. For the paper's ``S = 224, n = 7`` tha
 ``zoom``
     the previous image is upsampled to the full new size.
 ``center``
-    the model always sees a full ``S``×``S`` canvas of fixed noise with the optimized patch
-    in its centre; the patch grows outward by taking in the noise around it.
+    the model always sees a full ``S``×``S`` canvas (fixed noise, or the border fill) with the
+    optimized patch in its centre; the patch grows outward by taking in the canvas around it.
 ``none``
     one full-size image from the start; stages only restart the optimizer, so the step
     budget equals the other modes'.
@@ -117,19 +117,25 @@ class StageSchedule:
         [0, 0.1] (values stay in [0, 1]). The noise matters: for a model
         whose input normalization maps 0.5 to 0 (Lite's mean = 0.5), a flat grey image can be
         a point where every ReLU input is 0 and the gradient vanishes."""
-        s = self.sizes[0]
-        noise = torch.rand(batch, self.channels, s, s, generator=generator, device=device)
+        return self._start(batch, self.sizes[0], generator, device, border)
+
+    def canvas(self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None,
+               border: BorderFill = "noise") -> torch.Tensor | None:
+        """The fixed full-size surround of the patch (``center`` mode only), filled like the
+        first image: with a grey or black border the surround must not be noise either, or the
+        final image keeps a frame of noise that the last stage's few steps cannot remove."""
+        if self.mode != "center":
+            return None
+        return self._start(batch, self.image_size, generator, device, border)
+
+    def _start(self, batch: int, size: int, generator: torch.Generator | None, device: torch.device | None,
+               border: BorderFill) -> torch.Tensor:
+        noise = torch.rand(batch, self.channels, size, size, generator=generator, device=device)
         if border == "noise":
             return noise
         if border == "black":
             return noise * 0.1
-        return fill(border, batch, s, generator, device, self.channels) + (noise - 0.5) * 0.1
-
-    def canvas(self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor | None:
-        """The fixed full-size noise around the patch (``center`` mode only)."""
-        if self.mode != "center":
-            return None
-        return torch.rand(batch, self.channels, self.image_size, self.image_size, generator=generator, device=device)
+        return fill(border, batch, size, generator, device, self.channels) + (noise - 0.5) * 0.1
 
     def grow(
         self, image: torch.Tensor, stage: int, generator: torch.Generator | None = None,
