@@ -55,3 +55,17 @@ def test_the_console_script_is_installed():
     done = subprocess.run([sys.executable, "-m", "piikit.interfaces.cli", "classes", "--search", "volcano"],
                           capture_output=True, text=True, check=True)
     assert "980" in done.stdout
+
+
+def test_the_command_tunes_glibc_malloc_and_is_a_no_op_elsewhere(monkeypatch):
+    import platform
+
+    from piikit.interfaces import cli
+
+    assert cli.tune_malloc() is (platform.libc_ver()[0] == "glibc")
+    monkeypatch.setattr(platform, "libc_ver", lambda: ("", ""))
+    assert cli.tune_malloc() is False
+    calls = []
+    monkeypatch.setattr(cli, "tune_malloc", lambda: calls.append(1) or True)
+    cli.set_process_defaults()
+    assert calls == [1]

@@ -249,3 +249,20 @@ def test_models_with_other_than_3_channels_invert_end_to_end(channels, tmp_path,
     png = Image.open(r.save(tmp_path)[0])
     # One channel: a grayscale PNG; other counts: the channels side by side in grayscale.
     assert png.mode == "L" and png.size == (32 * channels, 32)
+
+
+@pytest.mark.parametrize("speed", [dict(amp=True), dict(channels_last=True), dict(amp=True, channels_last=True)])
+def test_amp_and_channels_last_change_only_rounding(tiny_cnn, device, speed):
+    """The speed settings on the run's device (bf16 autocast on a CPU too): the first step's
+    gradient points where the plain run's does, a whole run stays finite, and the model
+    comes back in its usual memory format. (Images are not compared: Adam's normalised
+    steps turn rounding in near-zero gradients into full-size differences.)"""
+    grads = []
+    for settings in ({}, speed):
+        inv = Inversion(tiny_cnn, [3, 4], "preview", seed=0, device=device, progress=False, **TINY, **settings)
+        inv.run(max_steps=1)
+        grads.append(inv.image.grad.flatten().float())
+    assert torch.nn.functional.cosine_similarity(grads[0], grads[1], dim=0) > 0.9
+    r = invert(tiny_cnn, [3, 4], "preview", seed=0, device=device, progress=False, **TINY, **speed)
+    assert torch.isfinite(r.images).all() and torch.isfinite(r.history["loss"]).all()
+    assert all(p.is_contiguous() for p in tiny_cnn.parameters())

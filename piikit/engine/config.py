@@ -78,7 +78,7 @@ class ConfigBase:
     lr: float = 0.01  # Adam's learning rate
     betas: tuple[float, float] = (0.5, 0.99)  # Adam's betas
     lr_schedule: LrSchedule = "cosine"  # cosine decay to 0 (within each stage), or constant
-    param: ParamKind = "pixels"  # what Adam moves: "pixels" (the papers) or a 1/f "fourier" spectrum in decorrelated colour
+    param: ParamKind = "pixels"  # what Adam moves: "pixels" (the papers), a 1/f "fourier" spectrum in decorrelated colour, or "maco" (its phase only)
     lowres_factor: float = 0.25  # param="lowres": pixels at this fraction of the side, upsampled bilinearly; paper: none
 
     # Speed, no effect on the maths beyond rounding.

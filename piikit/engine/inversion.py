@@ -201,6 +201,9 @@ class Inversion:
         # What the optimizer moves (self.image): the pixels themselves (the paper), or
         # parameters that self.param decodes into pixels.
         self.param = make_param(cfg.param, cfg.lowres_factor)
+        # MaCo's transparency map: the absolute gradient of the loss with respect to the
+        # image the model sees, summed over steps (K×1×s×s; None for other parameterizations).
+        self._alpha: torch.Tensor | None = None
         self._target_tensor = torch.tensor(self.targets, device=self.device)
         self._has_targets = self.targets[0] >= 0
         self._owner = torch.arange(len(self.targets), device=self.device).repeat_interleave(self.config.ensemble)
@@ -248,8 +251,19 @@ class Inversion:
         self.image = self.param.encode(image).requires_grad_(True)
         self._last_good = self.image.detach().clone()
         cfg = self.config
+        if cfg.param == "maco":
+            self._grow_alpha()
         self.optimizer = torch.optim.Adam([self.image], lr=cfg.lr, betas=cfg.betas)
         self._call("on_stage_start", self._state(None, None, {}, cfg.lr))
+
+    def _grow_alpha(self) -> None:
+        """Carry the transparency map into the new stage the way the image grows (its new
+        border starts at 0: no gradient has reached it yet)."""
+        size = self._view().shape[-1]
+        if self._alpha is None:
+            self._alpha = torch.zeros(len(self.targets), 1, size, size, device=self.device)
+        elif self._alpha.shape[-1] != size:
+            self._alpha = self.schedule.grow(self._alpha, self.stage, border="black")
 
     def _end_stage(self) -> None:
         self.snapshots.append(self._view().detach().cpu())
@@ -276,6 +290,8 @@ class Inversion:
         self.optimizer.zero_grad(set_to_none=True)
 
         view = self._view()
+        if self._alpha is not None:
+            view.retain_grad()
         shifted = self.flip(self.jitter(view, generator=self.host_rng), generator=self.host_rng)
         n = k * e
         if cfg.color_shift:
@@ -314,6 +330,8 @@ class Inversion:
             if self._has_targets:
                 p = logits.detach().float().softmax(-1).gather(1, batch.targets[:, None]).view(-1)
                 prob.index_add_(0, owner, p / e)
+        if self._alpha is not None and view.grad is not None:
+            self._alpha += view.grad.abs().sum(1, keepdim=True)
         self.optimizer.step()
         if self.param.clamp:
             with torch.no_grad():
@@ -448,6 +466,13 @@ class Inversion:
                 raise
             return None
 
+    def _alpha_map(self) -> torch.Tensor | None:
+        """The transparency map scaled to [0, 1] by its maximum per image, on the CPU."""
+        if self._alpha is None:
+            return None
+        peak = self._alpha.amax((1, 2, 3), keepdim=True).clamp_min(torch.finfo(self._alpha.dtype).tiny)
+        return (self._alpha / peak).cpu()
+
     def result(self) -> InversionResult:
         """The result so far (the full result once :attr:`done`)."""
         self._flush_history()
@@ -462,7 +487,7 @@ class Inversion:
         return InversionResult(
             images=images, targets=list(self.targets), class_names=self.model.class_names, config=self.config,
             seed=self.seed, model_name=self.model.name, history=history, snapshots=list(self.snapshots),
-            final_probs=probs, interrupted=not self.done, stop_reason=self.stop_reason if not self.done else None,
+            final_probs=probs, alpha=self._alpha_map(), interrupted=not self.done, stop_reason=self.stop_reason if not self.done else None,
             steps_done=self.global_step, elapsed_s=self.elapsed_s, device=str(self.device),
         )
 

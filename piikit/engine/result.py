@@ -51,6 +51,10 @@ class InversionResult:
             per loss term.
         snapshots: each finished stage's images (K×C×s×s), for filmstrips.
         final_probs: (K,) the model's target probability on each final, unaugmented image.
+        alpha: ``param="maco"`` only (else None): K×1×S×S in [0, 1], MaCo's transparency map,
+            the absolute gradient of the loss with respect to each image summed over all
+            steps (grown with the image between stages), divided by its maximum: where the
+            model looked. ``show(alpha=True)`` fades the rest of the image out.
         interrupted: True if the run ended early (Ctrl-C, a Stop button, a failure).
         stop_reason: why it ended early: ``"interrupted"``, ``"stopped"``, ``"nonfinite"``, ``"oom"``.
         steps_done: optimizer steps completed, of ``config.total_steps``.
@@ -66,6 +70,7 @@ class InversionResult:
     history: dict[str, torch.Tensor]
     snapshots: list[torch.Tensor]
     final_probs: torch.Tensor | None = None
+    alpha: torch.Tensor | None = None
     interrupted: bool = False
     stop_reason: str | None = None
     steps_done: int = 0
@@ -84,11 +89,18 @@ class InversionResult:
             return self.labels
         return [f"{lab}\np={p:.2f}" for lab, p in zip(self.labels, self.final_probs.tolist())]
 
-    def show(self, ncols: int | None = None, **kwargs: Any) -> "Figure":
-        """A grid of the images titled with class and final target probability."""
-        from piikit.interfaces.viz import image_grid
+    def show(self, ncols: int | None = None, alpha: bool = False, **kwargs: Any) -> "Figure":
+        """A grid of the images titled with class and final target probability; with
+        ``alpha=True`` (``param="maco"`` results) each image fades to white where its
+        transparency map is low (:func:`piikit.interfaces.viz.with_alpha`)."""
+        from piikit.interfaces.viz import image_grid, with_alpha
 
-        return image_grid(self.images, self.titles(), ncols=ncols, **kwargs)
+        if not alpha:
+            return image_grid(self.images, self.titles(), ncols=ncols, **kwargs)
+        if self.alpha is None:
+            raise ValueError(f"this result has no transparency map: it comes with param='maco' "
+                             f"(this run used param={self.config.param!r})")
+        return image_grid(with_alpha(self.images, self.alpha), self.titles(), ncols=ncols, **kwargs)
 
     def filmstrip(self, index: int = 0) -> "Figure":
         """Image ``index`` at the end of each stage."""

@@ -363,6 +363,36 @@ def set_process_defaults() -> None:
     """
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    tune_malloc()
+
+
+# glibc's mallopt parameters (malloc.h) and the values the command sets: the largest mmap
+# threshold glibc accepts on 64-bit (HEAP_MAX_SIZE / 2), and a trim threshold and top pad large
+# enough that the heap keeps a step's activations between steps.
+_MALLOPT = {"M_TRIM_THRESHOLD": (-1, 1 << 30), "M_TOP_PAD": (-2, 64 << 20), "M_MMAP_THRESHOLD": (-3, 32 << 20)}
+
+
+def tune_malloc() -> bool:
+    """Keep freed memory in glibc's heap instead of handing it back to the kernel at once.
+
+    Each step allocates and frees the same activation tensors (tens of MB); by default glibc
+    serves blocks that large with fresh ``mmap`` calls (or trims the heap when they are
+    freed), so every step pays page faults to zero new pages: system time. Raising the mmap
+    threshold, the trim threshold and the top pad (what the ``MALLOC_*_`` environment
+    variables do at start) through ``mallopt`` at run time keeps those pages: measured in
+    ``docs/benchmarks.md`` ("Process levers"). A no-op returning False where the C library
+    is not glibc (macOS, Windows, musl) or a value is refused.
+    """
+    import ctypes
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return all(mallopt(param, value) == 1 for param, value in _MALLOPT.values())
 
 
 def _one_line_warnings() -> None:

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from piikit.images import figure_png, to_numpy_image
 
-__all__ = ["NotebookFigure", "new_figure", "to_numpy_image", "show_image", "image_grid", "filmstrip", "plot_history", "plot_ablations", "plot_spectra"]
+__all__ = ["NotebookFigure", "new_figure", "to_numpy_image", "show_image", "image_grid", "with_alpha", "filmstrip", "plot_history", "plot_ablations", "plot_spectra"]
 
 
 class NotebookFigure(Figure):
@@ -76,6 +76,17 @@ def image_grid(
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
     return fig
+
+
+def with_alpha(images: torch.Tensor, alpha: torch.Tensor, quantile: float = 0.8) -> torch.Tensor:
+    """``images`` (K×C×H×W) composited over white through ``alpha`` (K×1×H×W, ≥ 0), each
+    map first clipped at its ``quantile`` and scaled to [0, 1]: as Horama draws MaCo's
+    transparency, the most-attended fifth of the image (at 0.8) is fully opaque, since the
+    raw map's few brightest pixels would otherwise make all the rest look transparent."""
+    flat = alpha.flatten(1).float()
+    top = flat.quantile(quantile, dim=1).clamp_min(torch.finfo(flat.dtype).tiny).view(-1, 1, 1, 1)
+    opacity = (alpha.float() / top).clamp(0, 1)
+    return images * opacity + (1 - opacity)
 
 
 def filmstrip(snapshots: Sequence[torch.Tensor], index: int = 0, title: str | None = None) -> Figure:
