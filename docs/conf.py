@@ -79,7 +79,8 @@ add_module_names = True
 # -- HTML -----------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
 html_title = f"piikit {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["piikit.css"]
 html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
