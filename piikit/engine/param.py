@@ -74,6 +74,23 @@ def _radial_frequency(size: int, device: torch.device) -> torch.Tensor:
     return (fy**2 + fx**2).sqrt()
 
 
+def _logit_spectrum(pixels: torch.Tensor, colour: torch.Tensor, eps: float, name: str) -> torch.Tensor:
+    """The half spectrum of a square image's logits in decorrelated colour: what both
+    Fourier parameterizations encode (pixels are kept ``eps`` inside (0, 1))."""
+    x = pixels.detach().float().clamp(eps, 1 - eps)
+    h, w = x.shape[-2:]
+    if h != w:
+        raise ValueError(f"the {name} parameterization needs square images, got {h}×{w}")
+    logits = torch.log(x) - torch.log1p(-x)
+    decorrelated = torch.einsum("ij,kjhw->kihw", torch.linalg.inv(colour), logits)
+    return torch.fft.rfft2(decorrelated, norm="ortho")
+
+
+def _to_pixels(colour: torch.Tensor, decorrelated: torch.Tensor) -> torch.Tensor:
+    """Decorrelated colour back to RGB (or C) pixels in (0, 1)."""
+    return torch.sigmoid(torch.einsum("ij,kjhw->kihw", colour.to(decorrelated.dtype), decorrelated))
+
+
 class Parameterization:
     """Pixels ↔ optimized parameters. Subclasses define :meth:`encode` and :meth:`decode`.
 
@@ -144,14 +161,8 @@ class FourierParam(Parameterization):
         return scale / scale.pow(2).mean().sqrt()
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = pixels.detach().float().clamp(self.eps, 1 - self.eps)
-        logits = torch.log(x) - torch.log1p(-x)
-        h, w = x.shape[-2:]
-        if h != w:
-            raise ValueError(f"the Fourier parameterization needs square images, got {h}×{w}")
-        scale, colour = self._constants(h, x.shape[1], x.device)
-        decorrelated = torch.einsum("ij,kjhw->kihw", torch.linalg.inv(colour), logits)
-        spectrum = torch.fft.rfft2(decorrelated, norm="ortho") / scale
+        scale, colour = self._constants(pixels.shape[-1], pixels.shape[1], pixels.device)
+        spectrum = _logit_spectrum(pixels, colour, self.eps, "Fourier") / scale
         return torch.view_as_real(spectrum).contiguous()
 
     def decode(self, params: torch.Tensor) -> torch.Tensor:
@@ -159,9 +170,7 @@ class FourierParam(Parameterization):
         h = w = params.shape[-3]
         scale, colour = self._constants(h, params.shape[1], params.device)
         spectrum = torch.view_as_complex(params) * scale
-        decorrelated = torch.fft.irfft2(spectrum, s=(h, w), norm="ortho")
-        colour = colour.to(decorrelated.dtype)
-        return torch.sigmoid(torch.einsum("ij,kjhw->kihw", colour, decorrelated))
+        return _to_pixels(colour, torch.fft.irfft2(spectrum, s=(h, w), norm="ortho"))
 
 
 #: The amplitude spectrum of natural photos in decorrelated colour, as a power law per
@@ -275,18 +284,12 @@ class MacoParam(Parameterization):
         return torch.fft.irfft2(spectrum, s=(h, w), norm="ortho")
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = pixels.detach().float().clamp(self.eps, 1 - self.eps)
-        h, w = x.shape[-2:]
-        if h != w:
-            raise ValueError(f"the MaCo parameterization needs square images, got {h}×{w}")
-        _, colour = self._constants(h, x.shape[1], x.device)
-        logits = torch.log(x) - torch.log1p(-x)
-        decorrelated = torch.einsum("ij,kjhw->kihw", torch.linalg.inv(colour), logits)
-        return torch.fft.rfft2(decorrelated, norm="ortho").angle().contiguous()
+        _, colour = self._constants(pixels.shape[-1], pixels.shape[1], pixels.device)
+        return _logit_spectrum(pixels, colour, self.eps, "MaCo").angle().contiguous()
 
     def decode(self, params: torch.Tensor) -> torch.Tensor:
         _, colour = self._constants(params.shape[-2], params.shape[1], params.device)
-        return torch.sigmoid(torch.einsum("ij,kjhw->kihw", colour, self.signal(params)))
+        return _to_pixels(colour, self.signal(params))
 
 
 class LowResParam(Parameterization):
