@@ -79,6 +79,19 @@ def test_result_score_uses_the_other_models_and_save_writes_them(preview, tmp_pa
         preview.scores = None
 
 
+def test_score_takes_a_result_with_its_targets(preview):
+    try:
+        rows = score(preview, evaluators="efficientnet_lite1", device="cpu")
+        assert [r["target"] for r in rows] == list(preview.targets)
+        assert rows == score(preview.images, preview.targets, "efficientnet_lite1", device="cpu")
+        with pytest.raises(TypeError, match="evaluators="):
+            score(preview, "efficientnet_lite1")
+    finally:
+        preview.scores = None
+    with pytest.raises(TypeError, match="target classes"):
+        score(preview.images)
+
+
 def test_resize_false_feeds_images_as_they_are(chelsea):
     as_is = score(chelsea, 285, ["efficientnet_lite2"], device="cpu", resize=False)[0]
     native = score(chelsea, 285, ["efficientnet_lite2"], device="cpu")[0]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -72,9 +72,18 @@ def _evaluator(spec: str | Classifier | torch.nn.Module) -> Classifier:
 
 
 @torch.no_grad()
+class _ScoredResult(Protocol):
+    """What :func:`score` needs of an :class:`~piikit.InversionResult` (which imports this
+    module: a protocol, not an import, keeps the two free of a loop)."""
+
+    targets: list[int]
+
+    def score(self, evaluators: Any = None, **kwargs: Any) -> list[dict[str, Any]]: ...
+
+
 def score(
-    images: torch.Tensor,
-    targets: int | str | Sequence[int | str],
+    images: torch.Tensor | _ScoredResult,
+    targets: int | str | Sequence[int | str] | None = None,
     evaluators: Sequence[str | Classifier | torch.nn.Module] | str | Classifier | None = None,
     *,
     inverted: str | None = None,
@@ -93,9 +102,11 @@ def score(
 
     Args:
         images: N×C×H×W in [0, 1] (or one C×H×W image); every evaluator must take C
-            channels (1 for grayscale models such as the digits ones).
+            channels (1 for grayscale models such as the digits ones). Or an
+            :class:`~piikit.InversionResult`, which brings its own targets and the name of
+            the model that made it (as :meth:`InversionResult.score`).
         targets: N class indices or names (one per image; a single one is repeated);
-            names are looked up in each evaluator's ``class_names``.
+            names are looked up in each evaluator's ``class_names``. Not with a result.
         evaluators: model names, classifiers or modules; default: the offline models
             other than ``inverted``.
         inverted: the name of the model that made the images, to exclude it by default.
@@ -112,6 +123,16 @@ def score(
     >>> summarize(rows)["efficientnet_lite1"]["top5"]  # doctest: +SKIP
     1.0
     """
+    if not isinstance(images, torch.Tensor) and callable(getattr(images, "score", None)) and hasattr(images, "targets"):
+        if targets is not None:
+            raise TypeError("a result brings its own targets: score(result, evaluators=[...]), not a second "
+                            "positional argument")
+        return images.score(evaluators, device=device, batch_size=batch_size, resize=resize,
+                            **({} if inverted is None else {"inverted": inverted}))
+    if targets is None:
+        raise TypeError("score(images, targets, ...) needs the images' target classes")
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be an N×C×H×W tensor or an InversionResult, got {type(images).__name__}")
     if images.ndim == 3:
         images = images[None]
     if images.ndim != 4:

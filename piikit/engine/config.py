@@ -163,6 +163,9 @@ class InversionConfig(ConfigBase):
     zoom_jitter: float = 0.0  # per-copy random zoom U(1 - z, 1 + z); paper: 0 (no zoom)
     rotate: float = 0.0  # per-copy random rotation U(-r, r) in degrees; paper: 0
 
+    # Speed, no effect on the maths beyond rounding (amp and channels_last are in ConfigBase).
+    fold_bn: bool = False  # run a copy with each BatchNorm folded into its convolution (piikit.models.folding); logit objectives only
+
     def __post_init__(self) -> None:
         super().__post_init__()
         check_int("stages", self.stages, low=1)
@@ -188,12 +191,12 @@ class InversionConfig(ConfigBase):
 
 PRESETS: dict[str, InversionConfig] = {
     "paper": InversionConfig(),
-    "fast": InversionConfig(steps_per_stage=64, ensemble=4, lr=0.03, micro_batch=4),
-    "preview": InversionConfig(stages=3, steps_per_stage=10, ensemble=2, lr=0.1),
+    "fast": InversionConfig(steps_per_stage=64, ensemble=4, lr=0.03, micro_batch=4, fold_bn=True),
+    "preview": InversionConfig(stages=3, steps_per_stage=10, ensemble=2, lr=0.1, fold_bn=True),
     "clear": InversionConfig(steps_per_stage=64, ensemble=4, lr=0.1, micro_batch=8, param="fourier", border="grey",
-                             zoom_jitter=0.1, rotate=10.0, channels_last=True),
+                             zoom_jitter=0.1, rotate=10.0, channels_last=True, fold_bn=True),
     "glance": InversionConfig(steps_per_stage=16, image_size=160, ensemble=4, lr=0.1, micro_batch=8, param="fourier",
-                              border="grey", zoom_jitter=0.1, rotate=10.0, channels_last=True),
+                              border="grey", zoom_jitter=0.1, rotate=10.0, channels_last=True, fold_bn=True),
 }
 
 

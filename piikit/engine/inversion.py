@@ -32,7 +32,8 @@ from piikit.labels import resolve_classes
 from piikit.engine.memory import auto_micro_batch
 from piikit.engine.memory import is_out_of_memory as _is_oom
 from piikit.models import Classifier, frozen, load_model
-from piikit.engine.objectives import Batch, ClassObjective, LossTerm, Objective, attached
+from piikit.models.folding import folded
+from piikit.engine.objectives import Batch, ClassObjective, CompositeObjective, LossTerm, Objective, attached
 from piikit.engine.param import make_param
 from piikit.engine.progress import Progress
 from piikit.refinement.priors import L2Prior, TotalVariation
@@ -117,6 +118,13 @@ def _checked_init(init: Any, k: int, channels: int) -> torch.Tensor:
     return init
 
 
+def _reads_only_logits(part: Objective | LossTerm) -> bool:
+    """Whether ``part`` hooks no layer (so a model with its BatchNorms folded gives it the same values)."""
+    if isinstance(part, CompositeObjective):
+        return all(_reads_only_logits(p) for _, p in part.parts)
+    return type(part).hooks in (Objective.hooks, LossTerm.hooks)
+
+
 def _check_smallest_stage(model: Classifier, schedule: StageSchedule, device: torch.device) -> None:
     """Fail now, not steps into a run, if the model cannot take the first stage's image."""
     if model.fixed_input_size:
@@ -169,6 +177,10 @@ class Inversion:
             self.terms.append(TotalVariation(self.config.tv_weight))
         if self.config.l2_weight > 0:
             self.terms.append(L2Prior(self.config.l2_weight))
+        # The network the steps run: the model, or its copy with BatchNorm folded in when
+        # nothing but the logits is read.
+        fold = self.config.fold_bn and all(_reads_only_logits(p) for p in [self.objective, *self.terms])
+        self._net = folded(self.model) if fold else self.model
         self.callbacks = [as_callback(c) for c in callbacks]
         self.progress = progress
         if num_images is not None:
@@ -315,7 +327,7 @@ class Inversion:
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-                logits = self.model(x)
+                logits = self._net(x)
             batch = Batch(view, x, logits, self._sample_targets[part], owner, e)
             # Sum over copies / e: each image's loss is the mean over its whole ensemble,
             # so chunking (gradient accumulation) gives exactly the full-batch gradient.
@@ -414,7 +426,7 @@ class Inversion:
                             f"{self.model.name} ×{len(self.targets)}", cfg.stages)
         done_here = 0
         try:
-            with _prepared(self.model, cfg.channels_last), attached(self.model, [self.objective, *self.terms]):
+            with _prepared(self._net, cfg.channels_last), attached(self._net, [self.objective, *self.terms]):
                 while not self.done and (max_steps is None or done_here < max_steps):
                     if self.step_in_stage >= cfg.steps_per_stage:
                         self._begin_stage()

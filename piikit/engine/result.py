@@ -118,7 +118,8 @@ class InversionResult:
         are kept in ``scores`` and written by :meth:`save`."""
         from piikit.analysis.evaluate import score
 
-        self.scores = score(self.images, self.targets, evaluators=evaluators, inverted=self.model_name, **kwargs)
+        kwargs.setdefault("inverted", self.model_name)
+        self.scores = score(self.images, self.targets, evaluators=evaluators, **kwargs)
         return self.scores
 
     def metadata(self) -> dict[str, Any]:

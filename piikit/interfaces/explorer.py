@@ -70,7 +70,7 @@ def _knobs() -> dict[str, w.ValueWidget]:
     """One widget per InversionConfig field worth turning; keys are the field names.
 
     Left out on purpose: Adam's ``betas`` and the speed settings (``micro_batch``, ``amp``,
-    ``channels_last``), which change only rounding; pass them to :func:`explore` instead.
+    ``channels_last``, ``fold_bn``), which change only rounding; pass them to :func:`explore` instead.
     """
     return {
         # the schedule (PII §3.1)

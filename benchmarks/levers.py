@@ -1,0 +1,133 @@
+"""Each process-level speed lever of an inversion, measured in pairs on this machine.
+
+A lever is kept in a preset only if it pays here. Each lever is timed as two whole
+processes, without it (A) and with it (B), in turn — A B, then B A, and so on, so a drift in
+the machine's speed falls on both — and the ratio B / A is taken pair by pair; the table
+gives its median and range. Each process inverts ``--classes`` classes of Lite0 with
+``--preset`` at ``--steps`` steps per stage (the stages, sizes and ensemble of the preset:
+the same mix of image sizes as the full run) and reports the seconds of the inversion
+alone (imports and model loading are left out; a warm-up step runs first).
+
+Levers:
+
+``fold_bn``
+    BatchNorm folded into the convolutions (:mod:`piikit.models.folding`);
+``amp``
+    bfloat16 autocast of the forward pass (CPUs with AVX512-BF16 or AMX);
+``channels_last``
+    channels-last memory format of the model and the inputs;
+``malloc``
+    glibc kept from returning freed memory to the kernel (``piikit.interfaces.cli.tune_malloc``,
+    which the ``piikit`` command applies at start);
+``micro_batch``
+    one forward pass for all images x copies instead of passes of the preset's
+    ``micro_batch``.
+
+Each lever is toggled against the preset as it is (``fold_bn`` off against on whatever the
+preset says, and so on).
+
+    python benchmarks/levers.py                       # every lever, 3 pairs each
+    python benchmarks/levers.py --levers fold_bn,amp --pairs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+LEVERS = ("fold_bn", "amp", "channels_last", "malloc", "micro_batch")
+
+
+def one_run(args: argparse.Namespace) -> None:
+    """The child process: one timed inversion, its seconds printed as JSON."""
+    import torch
+
+    import piikit
+    from piikit.interfaces.cli import tune_malloc
+
+    torch.set_num_threads(args.threads)
+    overrides: dict[str, Any] = json.loads(args.overrides)
+    malloc = overrides.pop("malloc", False)
+    if malloc:
+        tune_malloc()
+    model = piikit.load_model("efficientnet_lite0")
+    config = piikit.make_config(args.preset, steps_per_stage=args.steps, **overrides)
+    targets = list(range(0, 1000, 1000 // args.classes))[: args.classes]
+    piikit.invert(model, targets[:1], config.replace(stages=1, steps_per_stage=1), device="cpu", progress=False)
+    start = time.perf_counter()
+    piikit.invert(model, targets, config, device="cpu", progress=False, seed=0)
+    print(json.dumps({"seconds": time.perf_counter() - start}))
+
+
+def _child(args: argparse.Namespace, overrides: dict[str, Any]) -> float:
+    command = [sys.executable, __file__, "--child", json.dumps(overrides), "--preset", args.preset,
+               "--steps", str(args.steps), "--classes", str(args.classes), "--threads", str(args.threads)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True, cwd=HERE.parent).stdout
+    return json.loads(out.strip().splitlines()[-1])["seconds"]
+
+
+def toggles(lever: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(without, with) overrides of one lever."""
+    if lever == "micro_batch":
+        return {}, {"micro_batch": 1 << 20}  # larger than any batch: one pass (None would mean "keep")
+    return {lever: False}, {lever: True}
+
+
+def measure(lever: str, args: argparse.Namespace) -> dict[str, Any]:
+    without, with_ = toggles(lever)
+    a_times, b_times = [], []
+    for pair in range(args.pairs):
+        order = [(without, a_times), (with_, b_times)]
+        for overrides, times in order if pair % 2 == 0 else order[::-1]:
+            times.append(_child(args, overrides))
+    ratios = [b / a for a, b in zip(a_times, b_times)]
+    return {"lever": lever, "without_s": a_times, "with_s": b_times, "ratio": ratios,
+            "median_ratio": statistics.median(ratios), "load": os.getloadavg()[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--levers", default=",".join(LEVERS), help=f"comma-separated, from {', '.join(LEVERS)}")
+    parser.add_argument("--preset", default="clear")
+    parser.add_argument("--steps", type=int, default=6, help="steps per stage of each timed run")
+    parser.add_argument("--classes", type=int, default=8)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "levers.json")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        args.overrides = args.child
+        one_run(args)
+        return
+    import torch
+
+    rows = []
+    print(f"{args.preset}, {args.classes} classes x {args.steps} steps per stage, {args.threads} threads, "
+          f"{args.pairs} pairs; load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"{'lever':<14} {'without s':>10} {'with s':>8} {'with/without (median, range)':>30}")
+    for lever in args.levers.split(","):
+        row = measure(lever, args)
+        rows.append(row)
+        print(f"{lever:<14} {statistics.median(row['without_s']):>10.1f} {statistics.median(row['with_s']):>8.1f} "
+              f"{row['median_ratio']:>14.2f} ({min(row['ratio']):.2f}-{max(row['ratio']):.2f})", flush=True)
+    args.json.write_text(json.dumps({
+        "command": " ".join(["python", "benchmarks/levers.py", *sys.argv[1:]]),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} CPUs",
+        "preset": args.preset, "steps": args.steps, "classes": args.classes, "threads": args.threads, "rows": rows,
+    }, indent=1))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
