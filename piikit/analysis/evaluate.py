@@ -71,7 +71,6 @@ def _evaluator(spec: str | Classifier | torch.nn.Module) -> Classifier:
     return _cached(spec) if isinstance(spec, str) else load_model(spec)
 
 
-@torch.no_grad()
 class _ScoredResult(Protocol):
     """What :func:`score` needs of an :class:`~piikit.InversionResult` (which imports this
     module: a protocol, not an import, keeps the two free of a loop)."""
@@ -81,6 +80,7 @@ class _ScoredResult(Protocol):
     def score(self, evaluators: Any = None, **kwargs: Any) -> list[dict[str, Any]]: ...
 
 
+@torch.no_grad()
 def score(
     images: torch.Tensor | _ScoredResult,
     targets: int | str | Sequence[int | str] | None = None,

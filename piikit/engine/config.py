@@ -191,10 +191,10 @@ class InversionConfig(ConfigBase):
 
 PRESETS: dict[str, InversionConfig] = {
     "paper": InversionConfig(),
-    "fast": InversionConfig(steps_per_stage=64, ensemble=4, lr=0.03, micro_batch=4, fold_bn=True),
-    "preview": InversionConfig(stages=3, steps_per_stage=10, ensemble=2, lr=0.1, fold_bn=True),
+    "fast": InversionConfig(steps_per_stage=64, ensemble=4, lr=0.03, micro_batch=4),
+    "preview": InversionConfig(stages=3, steps_per_stage=10, ensemble=2, lr=0.1),
     "clear": InversionConfig(steps_per_stage=64, ensemble=4, lr=0.1, micro_batch=8, param="fourier", border="grey",
-                             zoom_jitter=0.1, rotate=10.0, channels_last=True, fold_bn=True),
+                             zoom_jitter=0.1, rotate=10.0, channels_last=True),
     "glance": InversionConfig(steps_per_stage=16, image_size=160, ensemble=4, lr=0.1, micro_batch=8, param="fourier",
                               border="grey", zoom_jitter=0.1, rotate=10.0, channels_last=True, fold_bn=True),
 }
