@@ -26,8 +26,13 @@ Levers:
 Each lever is toggled against the preset as it is (``fold_bn`` off against on whatever the
 preset says, and so on).
 
+``--presets A,B`` times two presets against each other the same way instead, each at
+``--fraction`` of its own steps per stage (the same stages and sizes, so the same mix of
+work), and gives seconds per class scaled to the full run.
+
     python benchmarks/levers.py                       # every lever, 3 pairs each
     python benchmarks/levers.py --levers fold_bn,amp --pairs 5
+    python benchmarks/levers.py --presets clear,quick --fraction 0.25
 """
 
 from __future__ import annotations
@@ -57,10 +62,12 @@ def one_run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     overrides: dict[str, Any] = json.loads(args.overrides)
     malloc = overrides.pop("malloc", False)
+    preset = overrides.pop("preset", args.preset)
     if malloc:
         tune_malloc()
     model = piikit.load_model("efficientnet_lite0")
-    config = piikit.make_config(args.preset, steps_per_stage=args.steps, **overrides)
+    config = piikit.make_config(preset, **overrides)
+    config = config.replace(steps_per_stage=overrides.get("steps_per_stage", args.steps))
     targets = list(range(0, 1000, 1000 // args.classes))[: args.classes]
     piikit.invert(model, targets[:1], config.replace(stages=1, steps_per_stage=1), device="cpu", progress=False)
     start = time.perf_counter()
@@ -82,8 +89,8 @@ def toggles(lever: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {lever: False}, {lever: True}
 
 
-def measure(lever: str, args: argparse.Namespace) -> dict[str, Any]:
-    without, with_ = toggles(lever)
+def measure(lever: str, args: argparse.Namespace, sides: tuple[dict[str, Any], dict[str, Any]] | None = None) -> dict[str, Any]:
+    without, with_ = sides or toggles(lever)
     a_times, b_times = [], []
     for pair in range(args.pairs):
         order = [(without, a_times), (with_, b_times)]
@@ -94,6 +101,21 @@ def measure(lever: str, args: argparse.Namespace) -> dict[str, Any]:
             "median_ratio": statistics.median(ratios), "load": os.getloadavg()[0]}
 
 
+def compare_presets(args: argparse.Namespace) -> None:
+    import piikit
+
+    a, b = args.presets.split(",")
+    sides = tuple({"preset": p, "steps_per_stage": max(1, round(piikit.PRESETS[p].steps_per_stage * args.fraction))}
+                  for p in (a, b))
+    row = measure(f"{a} vs {b}", args, sides)  # type: ignore[arg-type]
+    scale = [side["steps_per_stage"] / piikit.PRESETS[p].steps_per_stage for side, p in zip(sides, (a, b))]
+    per_class = [statistics.median(row[k]) / s / args.classes for k, s in zip(("without_s", "with_s"), scale)]
+    print(f"{args.classes} classes, {args.threads} threads, {args.pairs} pairs, load average {row['load']:.1f}: "
+          f"{a} {per_class[0]:.1f} s/class, {b} {per_class[1]:.1f} s/class (scaled from {args.fraction:g} of the steps); "
+          f"{b}/{a} median {row['median_ratio']:.2f} ({min(row['ratio']):.2f}-{max(row['ratio']):.2f}) at equal "
+          f"fractions of their steps")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--levers", default=",".join(LEVERS), help=f"comma-separated, from {', '.join(LEVERS)}")
@@ -101,6 +123,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="steps per stage of each timed run")
     parser.add_argument("--classes", type=int, default=8)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--presets", help="A,B: time two presets against each other instead of the levers")
+    parser.add_argument("--fraction", type=float, default=0.25, help="with --presets: this fraction of each one's steps")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", type=Path, default=HERE / "results" / "levers.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -111,6 +135,9 @@ def main() -> None:
         return
     import torch
 
+    if args.presets:
+        compare_presets(args)
+        return
     rows = []
     print(f"{args.preset}, {args.classes} classes x {args.steps} steps per stage, {args.threads} threads, "
           f"{args.pairs} pairs; load average {os.getloadavg()[0]:.1f}", flush=True)

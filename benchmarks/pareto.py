@@ -51,6 +51,7 @@ MODEL = "efficientnet_lite0"
 CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "clear": ("clear", {}),
     "glance": ("glance", {}),
+    "clear 7x16 160px": ("clear", {"steps_per_stage": 16, "image_size": 160}),  # glance before 2026-11-30 pm
     "clear 7x32": ("clear", {"steps_per_stage": 32}),
     "clear 7x32 lr0.15": ("clear", {"steps_per_stage": 32, "lr": 0.15}),
     "clear 4 stages x48": ("clear", {"stages": 4, "steps_per_stage": 48}),
@@ -58,6 +59,11 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "clear 192px": ("clear", {"image_size": 192}),
     "clear bf16": ("clear", {"amp": True}),
     "clear 7x32 bf16": ("clear", {"steps_per_stage": 32, "amp": True}),
+    "clear 3 stages x48": ("clear", {"stages": 3, "steps_per_stage": 48, "fold_bn": True}),
+    "clear 4x96 e=2": ("clear", {"stages": 4, "steps_per_stage": 96, "ensemble": 2, "fold_bn": True}),
+    "clear 4x48 tv0.1 192px": ("clear", {"stages": 4, "steps_per_stage": 48, "tv_weight": 0.1, "image_size": 192,
+                                         "fold_bn": True}),
+    "quick": ("quick", {}),
     "maco": ("clear", {"param": "maco", "lr": 0.5}),
     "maco 7x32": ("clear", {"param": "maco", "lr": 0.5, "steps_per_stage": 32}),
 }

@@ -22,11 +22,14 @@ Presets, by name:
     (``param="fourier"``, lr 0.1), grown borders are mid-grey instead of noise, and each copy
     gets a random zoom (±10 %) and rotation (±10°): smooth, photo-like textures instead of
     rainbow pixel noise. ``channels_last=True`` and ``micro_batch=8`` change only rounding.
+``quick``
+    ``clear`` in 4 stages of 48 steps (sizes 90, 134, 179 and 224 px) instead of 7 of 64,
+    with a light total-variation prior (``tv_weight=0.1``) and BatchNorm folded into the
+    convolutions (``fold_bn=True``, rounding only): about a third of ``clear``'s time
+    for the same readable kind of image, measured in ``docs/benchmarks.md``.
 ``glance``
-    ``clear`` at 160 px with 16 steps per stage: a first look in about 15 s per class on 2
-    idle CPU cores, and the explorer's default (its first Run). Measured on 6 classes x 2
-    seeds (Lite0 inverted): Lite1 / Lite2 top-1 0.50 / 0.17; volcano, jellyfish and daisy
-    read as such, goldfinch and school bus stay grey texture (use ``clear``).
+    ``quick`` with 32 steps per stage: the explorer's default (its first Run), a readable
+    first look at one class in about 10 s on 2 idle CPU cores.
 ``preview``
     3 stages of 10 steps, ensemble 2, lr 0.1: seconds, for tests, notebooks' smoke mode
     and trying things out (pixel noise to the eye).
@@ -195,13 +198,19 @@ PRESETS: dict[str, InversionConfig] = {
     "preview": InversionConfig(stages=3, steps_per_stage=10, ensemble=2, lr=0.1),
     "clear": InversionConfig(steps_per_stage=64, ensemble=4, lr=0.1, micro_batch=8, param="fourier", border="grey",
                              zoom_jitter=0.1, rotate=10.0, channels_last=True),
-    "glance": InversionConfig(steps_per_stage=16, image_size=160, ensemble=4, lr=0.1, micro_batch=8, param="fourier",
-                              border="grey", zoom_jitter=0.1, rotate=10.0, channels_last=True, fold_bn=True),
 }
 
 
+# clear's image in fewer, longer stages (the first and smallest ones cost little and set only
+# the layout), a light TV prior that keeps the fine noise out, and BatchNorm folded: the
+# measurements are in the module docstring and docs/benchmarks.md.
+PRESETS["quick"] = PRESETS["clear"].replace(stages=4, steps_per_stage=48, tv_weight=0.1, fold_bn=True)
+PRESETS["glance"] = PRESETS["quick"].replace(steps_per_stage=32)
+
+
 def make_config(preset: str | InversionConfig = DEFAULT_PRESET, **overrides: Any) -> InversionConfig:
-    """A preset by name (``"paper"``, ``"fast"`` (default), ``"clear"``, ``"preview"``) or a config, with overrides.
+    """A preset by name (``"paper"``, ``"fast"`` (default), ``"clear"``, ``"quick"``, ``"glance"``, ``"preview"``)
+    or a config, with overrides.
 
     >>> make_config("paper").steps_per_stage
     400
