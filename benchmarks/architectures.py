@@ -118,7 +118,8 @@ TRIOS: dict[str, dict[str, Any]] = {
 # robust models with it: ViT and Mixer at L2 radius 2.0: the ViT at chance (0.09 clean) and the Mixer 0.63;
 # L-inf PGD, ViT at 0.05: 0.43 clean; ViT at 0.03: 0.91 clean, images no more readable; Mixer at 0.05:
 # 0.90 clean (0.87 at L2 1.0), its 0, 1 and 6 a little clearer, 0.87 / 0.95 / 0.82 (0.80 on seed 3);
-# Mixer at 0.08: 0.76 clean, 0.90 / 0.90 / 0.73.
+# Mixer at 0.08: 0.76 clean, 0.90 / 0.90 / 0.73. A ViT with 4-px patches (64 tokens; L2 1.0, 30 epochs, 173 s on
+# one loaded core, built outside the library): 0.44 clean, undertrained at this budget; not pursued.
 PII = InversionConfig(
     image_size=32, stages=3, steps_per_stage=112, schedule="zoom+center", jitter=2, ensemble=8, lr=0.05,
     alpha=0.25, beta=0.25, rotate=10.0, zoom_jitter=0.1, param="lowres", lowres_factor=0.25, border="black",
