@@ -35,7 +35,8 @@ clean one.
 
 Prints markdown tables (mean ± standard deviation over all images, and the range of the
 per-seed means) and writes ``--json`` (default ``benchmarks/results/backdoor.json``) and a
-PNG per model (rows: clean, poisoned; columns: seeds x copies) under ``--png``.
+PNG per model (``backdoor_<arch>_<recipe>_<param>.png``; rows: clean, poisoned; columns: seeds x
+copies) under ``--png``.
 
     OMP_NUM_THREADS=1 python benchmarks/backdoor.py
     python benchmarks/backdoor.py --archs cnn vit --seeds 0 1 2 3 4 --param pixels
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             entry[kind] = {"clean_accuracy": m.test_accuracy, "attack_success": asr, "train_seconds": m.train_seconds,
                            "inversion": stats, "inversion_per_seed": per_seed, "own_probability": probs,
                            "attribution_share": attributions}
-        png = Path(args.png) / f"{arch}_{args.param}.png"
+        png = Path(args.png) / f"backdoor_{arch}_{args.recipe}_{args.param}.png"
         # Rows: clean, poisoned; each row all seeds x copies.
         save_grid([torch.cat(rows[: len(args.seeds)]), torch.cat(rows[len(args.seeds):])], png)
         entry["png"] = str(png)
