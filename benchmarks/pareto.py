@@ -11,7 +11,8 @@ median of 5) and the load average are recorded beside it (``s/class ÷ floor``),
 figure's cost axis is the *work* per class, which no load changes: forward + backward
 passes of one 224×224 sample, ``steps × ensemble × Σ_stages (size / 224)²`` (a stage's cost
 grows with its pixels). Its top axis converts work to seconds on a quiet 2-core AVX-512
-machine at ``clear``'s measured rate (:data:`QUIET_CLEAR_S`); bf16's speed-up is not in it.
+machine at ``clear``'s measured rate (:data:`QUIET_CLEAR_S`); per-step speed levers (``fold_bn``,
+bf16) are not in it: they change seconds, not work (``benchmarks/levers.py`` measures them).
 
 Results accumulate in ``--json`` (one entry per candidate name, replaced when re-run, each
 with its command, date, machine and load) and the figure is redrawn from all of them:
@@ -176,7 +177,8 @@ def plot(entries: list[dict[str, Any]], path: Path) -> None:
         ax.axvline(clear_work * TARGET["s_per_class"] / QUIET_CLEAR_S, color="grey", lw=0.6, ls=":")
         quiet = ax.secondary_xaxis("top", functions=(lambda w: w * QUIET_CLEAR_S / clear_work,
                                                      lambda t: t * clear_work / QUIET_CLEAR_S))
-        quiet.set_xlabel(f"≈ s/class on a quiet 2-core CPU (clear = {QUIET_CLEAR_S:.0f} s); dotted: target", fontsize=8)
+        quiet.set_xlabel(f"≈ s/class on a quiet 2-core CPU (clear = {QUIET_CLEAR_S:.0f} s) without fold_bn; "
+                         "dotted: target", fontsize=8)
     score_ax.set(xlabel="work per class (224² sample passes)", ylabel="cross-model top-1",
                  ylim=(-0.03, 1.03))
     score_ax.legend(fontsize=7, loc="lower right")

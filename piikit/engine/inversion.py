@@ -532,7 +532,7 @@ def invert(
             class for Lite0 on 2 CPU cores), ``"paper"`` (7 stages × 400 steps, ensemble 32:
             the paper's settings, about an hour per class on such a CPU), ``"clear"``
             (as long, smoother images: a Fourier image, grey borders), ``"quick"`` (the
-            same kind of image in about a third of the time), ``"preview"``
+            same kind of image in under half the time), ``"preview"``
             (seconds), or an :class:`InversionConfig`.
         seed: the same seed on the same device gives the same images; None draws one
             (recorded in the result).
