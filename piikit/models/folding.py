@@ -4,9 +4,9 @@ In eval mode a BatchNorm layer is a fixed per-channel affine map, ``y = a * x + 
 its input is the output of a convolution and nothing else reads that output, ``a`` and
 ``b`` can be multiplied into the convolution's weights and bias, and the BatchNorm's pass
 disappears from both the forward and the backward pass of every inversion step. On
-EfficientNet-Lite0 (49 BatchNorms) that makes a forward + input-gradient backward about
-1.3-1.5x faster on a 2-core AVX-512 CPU (``benchmarks/levers.py``); the logits agree
-to rounding (about 1e-5).
+EfficientNet-Lite0 (49 BatchNorms) that makes a forward + input-gradient backward 1.2-1.7x
+faster on a 2-core AVX-512 CPU, and a whole ``quick`` run 1.2x (``benchmarks/levers.py``);
+the logits agree to rounding (about 1e-5).
 
 Pairs are found by running the model once with hooks: a BatchNorm whose input *is* the
 tensor a convolution returned (the same object) is a candidate. Because hooks cannot see
