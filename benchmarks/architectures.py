@@ -63,7 +63,7 @@ import torch
 
 import piikit
 from piikit.engine.config import InversionConfig
-from piikit.refinement.deepinversion import DeepInversionConfig
+from piikit.refinement.config import DeepInversionConfig
 from piikit.models.digits import (
     ARCHITECTURES,
     DigitsTraining,

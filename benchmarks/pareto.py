@@ -75,9 +75,12 @@ TARGET = {"top1_lite1": 0.95, "top1_lite2": 0.90, "top5": 0.97, "tv": 0.04, "s_p
 
 
 def work_per_class(config: dict[str, Any]) -> float:
-    """Forward + backward passes of one 224×224 sample per class that ``config`` makes."""
-    sizes = StageSchedule(config["image_size"] or 224, config["stages"], config["schedule"]).sizes
-    return config["steps_per_stage"] * config["ensemble"] * sum((s / 224) ** 2 for s in sizes)
+    """Forward + backward passes of one 224×224 sample per class that ``config`` makes (the
+    polish: one sample per step at full size)."""
+    size = config["image_size"] or 224
+    sizes = StageSchedule(size, config["stages"], config["schedule"]).sizes
+    stages = config["steps_per_stage"] * config["ensemble"] * sum((s / 224) ** 2 for s in sizes)
+    return stages + config.get("polish_steps", 0) * (size / 224) ** 2
 
 
 def floor_seconds(model: piikit.Classifier, repeats: int = 5) -> float:

@@ -52,8 +52,8 @@ _EXPORTS: dict[str, str] = {
     # configs
     "InversionConfig": "piikit.engine.config",
     "PRESETS": "piikit.engine.config",
-    "DeepInversionConfig": "piikit.refinement.deepinversion",
-    "DEEPINVERSION_PRESETS": "piikit.refinement.deepinversion",
+    "DeepInversionConfig": "piikit.refinement.config",
+    "DEEPINVERSION_PRESETS": "piikit.refinement.config",
     # the loop, results and models
     "Inversion": "piikit.engine.inversion",
     "StepState": "piikit.engine.callbacks",
@@ -141,8 +141,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from piikit.models.classifier import Classifier as Classifier
     from piikit.models.loading import available_models as available_models
     from piikit.models.loading import load_model as load_model
-    from piikit.refinement.deepinversion import DEEPINVERSION_PRESETS as DEEPINVERSION_PRESETS
-    from piikit.refinement.deepinversion import DeepInversionConfig as DeepInversionConfig
+    from piikit.refinement.config import DEEPINVERSION_PRESETS as DEEPINVERSION_PRESETS
+    from piikit.refinement.config import DeepInversionConfig as DeepInversionConfig
     from piikit.refinement.deepinversion import refine as refine
     from piikit.refinement.priors import BatchNormPrior as BatchNormPrior
     from piikit.refinement.priors import L2Prior as L2Prior

@@ -18,7 +18,8 @@ from torch import nn
 
 import piikit
 from piikit import invert
-from piikit.refinement.deepinversion import DEEPINVERSION_PRESETS, DeepInversionConfig, refine
+from piikit.refinement.config import DEEPINVERSION_PRESETS, DeepInversionConfig
+from piikit.refinement.deepinversion import refine
 from piikit.errors import UnsupportedModelError
 from piikit.refinement.priors import tv_loss
 

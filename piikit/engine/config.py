@@ -165,6 +165,7 @@ class InversionConfig(ConfigBase):
     border: BorderFill = "noise"  # fill of the first image and of each grown border: "noise" (paper), "grey" or "black"
     zoom_jitter: float = 0.0  # per-copy random zoom U(1 - z, 1 + z); paper: 0 (no zoom)
     rotate: float = 0.0  # per-copy random rotation U(-r, r) in degrees; paper: 0
+    polish_steps: int = 0  # then this many steps of DeepInversion refinement (DEEPINVERSION_PRESETS["refine"]) on the final image; paper: 0 (PII §5.2 refines separately)
 
     # Speed, no effect on the maths beyond rounding (amp and channels_last are in ConfigBase).
     fold_bn: bool = False  # run a copy with each BatchNorm folded into its convolution (piikit.models.folding); logit objectives only
@@ -174,6 +175,7 @@ class InversionConfig(ConfigBase):
         check_int("stages", self.stages, low=1)
         check_int("steps_per_stage", self.steps_per_stage, low=1)
         check_int("ensemble", self.ensemble, low=1)
+        check_int("polish_steps", self.polish_steps, low=0)
         if self.micro_batch not in (None, "auto"):
             check_int("micro_batch", self.micro_batch, low=1)
         check_float("alpha", self.alpha, low=0.0)
@@ -185,7 +187,7 @@ class InversionConfig(ConfigBase):
 
     @property
     def total_steps(self) -> int:
-        return self.stages * self.steps_per_stage
+        return self.stages * self.steps_per_stage + self.polish_steps
 
     @classmethod
     def presets(cls) -> Mapping[str, InversionConfig]:

@@ -14,6 +14,7 @@ The loop knows nothing of widgets or plots (progress goes through :mod:`piikit.e
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 import warnings
@@ -36,7 +37,8 @@ from piikit.models.folding import folded
 from piikit.engine.objectives import Batch, ClassObjective, CompositeObjective, LossTerm, Objective, attached
 from piikit.engine.param import make_param
 from piikit.engine.progress import Progress
-from piikit.refinement.priors import L2Prior, TotalVariation
+from piikit.refinement.config import DEEPINVERSION_PRESETS, loop_config, prior_terms
+from piikit.refinement.priors import L2Prior, TotalVariation, has_batchnorm
 from piikit.engine.result import InversionResult
 from piikit.engine.schedule import StageSchedule
 from piikit.validation import check_int, check_targets
@@ -171,7 +173,11 @@ class Inversion:
         self.device = resolve_device(device)
         self.model = load_model(model).to(self.device)
         self.objective = objective if objective is not None else ClassObjective()
+        if self.config.polish_steps and not isinstance(self.objective, ClassObjective):
+            raise ValueError("polish_steps refines class inversions (DeepInversion's cross-entropy); "
+                             "a feature objective needs polish_steps=0")
         self.terms = list(terms)
+        self._user_terms = list(terms)
         # Optional priors from the config (the PII Fig. 4 TV ablation); PII itself uses none.
         if self.config.tv_weight > 0:
             self.terms.append(TotalVariation(self.config.tv_weight))
@@ -233,14 +239,24 @@ class Inversion:
         self.elapsed_s = 0.0
         self._micro_batch = None if cfg.micro_batch == "auto" else cfg.micro_batch  # "auto": probed in run()
         self.stop_reason: str | None = None
+        # The DeepInversion refinement after the last stage (config.polish_steps), made when
+        # the stages are done: a run of its own from their final image.
+        self._polish: Inversion | None = None
+        self._step_offset = 0  # steps before this run's own (a refinement after stages: theirs)
 
     @property
     def total_steps(self) -> int:
         return self.config.total_steps
 
     @property
+    def _stage_steps(self) -> int:
+        return self.config.stages * self.config.steps_per_stage
+
+    @property
     def done(self) -> bool:
-        return self.global_step >= self.total_steps
+        if self.global_step < self._stage_steps:
+            return False
+        return self.config.polish_steps == 0 or (self._polish is not None and self._polish.done)
 
     # ----------------------------------------------------------------- stages
     def _begin_stage(self) -> None:
@@ -422,12 +438,12 @@ class Inversion:
                 channels=self.schedule.channels, amp=cfg.amp, channels_last=cfg.channels_last,
             )
         started = time.perf_counter()
-        progress = Progress(self.progress, self.total_steps, self.global_step,
+        progress = Progress(self.progress, self._stage_steps, min(self.global_step, self._stage_steps),
                             f"{self.model.name} ×{len(self.targets)}", cfg.stages)
         done_here = 0
         try:
             with _prepared(self._net, cfg.channels_last), attached(self._net, [self.objective, *self.terms]):
-                while not self.done and (max_steps is None or done_here < max_steps):
+                while self.global_step < self._stage_steps and (max_steps is None or done_here < max_steps):
                     if self.step_in_stage >= cfg.steps_per_stage:
                         self._begin_stage()
                     state = self._step()
@@ -445,8 +461,8 @@ class Inversion:
         except KeyboardInterrupt:
             self.stop_reason = "interrupted"
             # A warning, not a print: a notebook shows it once; the command formats it as one line.
-            warnings.warn(f"interrupted at step {self.global_step}/{self.total_steps}; returning the partial result",
-                          stacklevel=2)
+            warnings.warn(f"interrupted at step {self._step_offset + self.global_step}/"
+                          f"{self._step_offset + self.total_steps}; returning the partial result", stacklevel=2)
         except (torch.OutOfMemoryError, RuntimeError) as error:
             if not _is_oom(error):
                 raise
@@ -463,9 +479,38 @@ class Inversion:
         finally:
             progress.close()
             self.elapsed_s += time.perf_counter() - started
+        left = None if max_steps is None else max_steps - done_here
+        if self.global_step >= self._stage_steps and cfg.polish_steps and self.stop_reason is None and left != 0:
+            self._run_polish(left)
         result = self.result()
         self._call("on_end", result)
         return result
+
+    def _run_polish(self, max_steps: int | None) -> None:
+        """Advance the refinement after the stages: DeepInversion's ``"refine"`` preset for
+        ``polish_steps`` steps from their final image, its BatchNorm prior where the model
+        has BatchNorm (TV and L2 alone elsewhere, without a warning: the preset asked for no
+        prior by name)."""
+        if self._polish is None:
+            cfg = self.config
+            di = DEEPINVERSION_PRESETS["refine"].replace(steps=cfg.polish_steps, amp=cfg.amp,
+                                                         channels_last=cfg.channels_last)
+            use_bn = has_batchnorm(self.model)
+            # Adam's lr on normalized inputs in pixels, as refine() converts it.
+            lr = di.init_lr * float(self.model.std.mean())
+            loop = loop_config(di, self.schedule.sizes[-1], di.steps, di.jitter, lr)
+            self._polish = Inversion(
+                self.model, self.targets, loop, seed=(self.seed + 1) % 2**64, device=self.device,
+                terms=[*prior_terms(self.model, di, use_bn), *self._user_terms], progress=self.progress,
+                callbacks=[_AfterStages(c, cfg.stages, self._stage_steps, self.total_steps) for c in self.callbacks],
+                init=self._view().detach().clamp(0, 1),
+            )
+            self._polish._step_offset = self._stage_steps
+        try:
+            self._polish.run(max_steps)
+        except InversionFailed as error:
+            raise InversionFailed(str(error), partial=self.result()) from error
+        self.stop_reason = self._polish.stop_reason
 
     def _final_probs(self, view: torch.Tensor) -> torch.Tensor | None:
         """The model's target probability on the clean images, or None if the model fails
@@ -487,6 +532,14 @@ class Inversion:
 
     def result(self) -> InversionResult:
         """The result so far (the full result once :attr:`done`)."""
+        stages = self._stages_result()
+        if self._polish is None:
+            return stages
+        return dataclasses.replace(stages.followed_by(self._polish.result()), config=self.config, seed=self.seed,
+                                   alpha=stages.alpha, interrupted=not self.done,
+                                   stop_reason=self.stop_reason if not self.done else None)
+
+    def _stages_result(self) -> InversionResult:
         self._flush_history()
         history = {k: torch.cat(v) for k, v in self._history_done.items()}
         if self.image is None:
@@ -564,3 +617,27 @@ def invert(
         model, targets, preset, seed=seed, device=device, objective=objective, terms=terms, callbacks=callbacks,
         progress=progress, init=init, num_images=num_images, **overrides,
     ).run()
+
+
+class _AfterStages(Callback):
+    """A callback of the whole run, seen from the refinement after the stages: its steps
+    and stage numbers run on from the stages', and only the whole run reports its end."""
+
+    def __init__(self, inner: Callback, stages: int, steps: int, total_steps: int) -> None:
+        self.inner, self.stages, self.steps, self.total_steps = inner, stages, steps, total_steps
+
+    def _forward(self, hook: str, state: StepState) -> None:
+        seen = dataclasses.replace(state, stage=state.stage + self.stages, global_step=state.global_step + self.steps,
+                                   total_steps=self.total_steps)
+        getattr(self.inner, hook)(seen)
+        if seen.stop_requested:
+            state.stop(seen.stop_requested)
+
+    def on_stage_start(self, state: StepState) -> None:
+        self._forward("on_stage_start", state)
+
+    def on_step_end(self, state: StepState) -> None:
+        self._forward("on_step_end", state)
+
+    def on_stage_end(self, state: StepState) -> None:
+        self._forward("on_stage_end", state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -101,6 +102,27 @@ class InversionResult:
             raise ValueError(f"this result has no transparency map: it comes with param='maco' "
                              f"(this run used param={self.config.param!r})")
         return image_grid(with_alpha(self.images, self.alpha), self.titles(), ncols=ncols, **kwargs)
+
+    def followed_by(self, later: InversionResult) -> InversionResult:
+        """This run and ``later`` (a run started from this one's images) as one result:
+        ``later``'s images and settings, both histories end to end (stage numbers run on;
+        a term only one run has reads NaN in the other's steps), both snapshots, the steps
+        and seconds added up."""
+        n, m = self.steps_done, later.steps_done
+        history = {}
+        for key in dict.fromkeys([*self.history, *later.history]):
+            a, b = self.history.get(key), later.history.get(key)
+            if key == "stage" and a is not None and b is not None:
+                b = b + (int(a.max()) + 1 if a.numel() else 0)
+            like = a if a is not None else b
+            assert like is not None
+            a = a if a is not None else torch.full((n, *like.shape[1:]), float("nan"))
+            b = b if b is not None else torch.full((m, *like.shape[1:]), float("nan"))
+            history[key] = torch.cat([a.to(torch.result_type(a, b)), b.to(torch.result_type(a, b))])
+        return dataclasses.replace(
+            later, history=history, snapshots=[*self.snapshots, *later.snapshots],
+            steps_done=n + m, elapsed_s=self.elapsed_s + later.elapsed_s,
+        )
 
     def filmstrip(self, index: int = 0) -> "Figure":
         """Image ``index`` at the end of each stage."""

@@ -41,7 +41,8 @@ from piikit.errors import first_line
 from piikit.images import figure_png, image_png
 from piikit.labels import imagenet_classes, label, resolve_class
 from piikit.models import Classifier, available_models, load_model
-from piikit.refinement.deepinversion import DEEPINVERSION_PRESETS, refine
+from piikit.refinement.config import DEEPINVERSION_PRESETS
+from piikit.refinement.deepinversion import refine
 from piikit.refinement.priors import has_batchnorm
 
 if TYPE_CHECKING:
