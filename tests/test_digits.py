@@ -122,11 +122,13 @@ def test_new_options_leave_the_stock_cache_keys_alone() -> None:
     assert DigitsTraining(epochs=8).key("vit") == "vit-ec1c74d1557e"
     assert DigitsTraining(rotate=10).key("cnn") == DigitsTraining(rotate=10.0).key("cnn") != DigitsTraining().key("cnn")
     assert DigitsTraining(adv_eps=0.5).key("cnn") != DigitsTraining(adv_eps=0.5, adv_norm="linf").key("cnn")
+    assert DigitsTraining(adv_eps=0.5).key("cnn") != DigitsTraining(adv_eps=0.5, adv_warmup=0.6).key("cnn")
 
 
 def test_bad_new_options_are_refused() -> None:
     for bad in (dict(rotate=-1), dict(scale=1.0), dict(noise=-0.1), dict(adv_eps=-1), dict(adv_steps=0),
-                dict(adv_norm="l1"), dict(poison_fraction=1.0), dict(poison_target=10), dict(trigger_size=9)):
+                dict(adv_norm="l1"), dict(adv_warmup=-0.1), dict(adv_warmup=1.0), dict(poison_fraction=1.0),
+                dict(poison_target=10), dict(trigger_size=9)):
         with pytest.raises(ValueError):
             DigitsTraining(**bad)
 
