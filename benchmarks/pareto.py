@@ -64,6 +64,12 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "clear 4x96 e=2": ("clear", {"stages": 4, "steps_per_stage": 96, "ensemble": 2, "fold_bn": True}),
     "clear 4x48 tv0.1 192px": ("clear", {"stages": 4, "steps_per_stage": 48, "tv_weight": 0.1, "image_size": 192,
                                          "fold_bn": True}),
+    "clear 4x48 tv0.1": ("clear", {"stages": 4, "steps_per_stage": 48, "tv_weight": 0.1, "fold_bn": True}),  # quick until 2026-11-30 16:00
+    "glance + polish 50": ("glance", {"polish_steps": 50}),
+    "clear 4x48 tv0.1 + polish 50": ("clear", {"stages": 4, "steps_per_stage": 48, "tv_weight": 0.1, "fold_bn": True,
+                                               "polish_steps": 50}),
+    "clear 4x48 tv0.1 + polish 25": ("clear", {"stages": 4, "steps_per_stage": 48, "tv_weight": 0.1, "fold_bn": True,
+                                               "polish_steps": 25}),
     "quick": ("quick", {}),
     "maco": ("clear", {"param": "maco", "lr": 0.5}),
     "maco 7x32": ("clear", {"param": "maco", "lr": 0.5, "steps_per_stage": 32}),

@@ -5,7 +5,7 @@ its input is the output of a convolution and nothing else reads that output, ``a
 ``b`` can be multiplied into the convolution's weights and bias, and the BatchNorm's pass
 disappears from both the forward and the backward pass of every inversion step. On
 EfficientNet-Lite0 (49 BatchNorms) that makes a forward + input-gradient backward 1.2-1.7x
-faster on a 2-core AVX-512 CPU, and a whole ``quick`` run 1.2x (``benchmarks/levers.py``);
+faster on a 2-core AVX-512 CPU, and a whole run of ``quick``'s stages 1.2x (``benchmarks/levers.py``);
 the logits agree to rounding (about 1e-5).
 
 Pairs are found by running the model once with hooks: a BatchNorm whose input *is* the
