@@ -8,7 +8,8 @@ one GPU), printed as one table. Run it through ``benchmarks/gpu_check.sh``.
 3. the ``paper`` preset's images per hour for Lite0, piikit against
    ``benchmarks/reference_loop.py`` (``speed.images_per_hour``: a few steps per stage,
    scaled to 400);
-4. a preview sweep over 2 local ranks (torchrun) against one process, if there are 2 GPUs.
+4. seconds per class of the ``quick`` and ``clear`` presets, 8 Lite0 classes in one call;
+5. a preview sweep over 2 local ranks (torchrun) against one process, if there are 2 GPUs.
 
 Without CUDA it prints why every part is skipped and exits 0 (CI runs it so on its CPU);
 with CUDA it exits 1 if any part failed (the table still prints).
@@ -69,6 +70,24 @@ def paper_images_per_hour(steps: int) -> Row:
         f"{ours / reference:.2f}x (from {steps} steps/stage scaled to 400)"
 
 
+def preset_seconds_per_class(preset: str, device: str = "cuda") -> Row:
+    import batched_targets
+    import piikit
+
+    model = piikit.load_model("efficientnet_lite0", device=device)
+    classes = batched_targets.CLASSES
+    # A short run first, so cuDNN's algorithm search and the folded copy are not timed.
+    piikit.invert(model, classes, preset, device=device, progress=False, steps_per_stage=2,
+                  polish_steps=min(2, piikit.PRESETS[preset].polish_steps))
+    start = time.perf_counter()
+    result = piikit.invert(model, classes, preset, device=device, progress=False)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    per_class = (time.perf_counter() - start) / len(classes)
+    return f"preset {preset!r}, Lite0, {len(classes)} classes in one call", f"{per_class:.2f} s/class", \
+        f"{result.steps_done} steps; Lite0's mean target probability {result.final_probs.mean():.2f}"
+
+
 def two_rank_sweep() -> Row:
     import speed
 
@@ -96,7 +115,9 @@ def main() -> int:
     # The tests get at most half the budget; the timed parts are short by construction.
     parts: list[tuple[str, Callable[[], Row]]] = [
         ("CUDA tests", lambda: cuda_tests(BUDGET_S / 2)), ("micro_batch auto", auto_micro_batch_at_32),
-        ("images/hour", lambda: paper_images_per_hour(args.steps)), ("2-rank sweep", two_rank_sweep),
+        ("images/hour", lambda: paper_images_per_hour(args.steps)),
+        ("quick s/class", lambda: preset_seconds_per_class("quick")),
+        ("clear s/class", lambda: preset_seconds_per_class("clear")), ("2-rank sweep", two_rank_sweep),
     ]
     rows: list[Row] = []
     for name, part in parts:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import matplotlib
 import pytest
@@ -14,6 +15,9 @@ import piikit
 
 matplotlib.use("Agg")
 os.environ.setdefault("PIIKIT_SMOKE", "1")
+# cuBLAS reproduces a result bit for bit only with a fixed workspace; it reads this before
+# its first call (the ``reproducible_device`` fixture needs it).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -23,6 +27,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def device(request: pytest.FixtureRequest) -> torch.device:
     return torch.device(request.config.getoption("--device"))
+
+
+@pytest.fixture
+def reproducible_device(device: torch.device) -> Iterator[torch.device]:
+    """The device, with PyTorch's deterministic kernels on a GPU for the test's duration: CUDA's
+    atomic-add kernels (convolution and resampling backward) sum in a varying order, so the
+    same seed gives images that differ in the last bits there unless these are asked for."""
+    if device.type == "cpu":
+        yield device
+        return
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield device
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 @pytest.fixture(scope="session")

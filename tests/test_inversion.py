@@ -99,17 +99,17 @@ class Recorder(Callback):
         self.into.append(state.image.clone())
 
 
-def test_same_seed_same_images_and_different_seed_differs(tiny_cnn, device):
-    a = invert(tiny_cnn, [3, 4], "preview", seed=5, device=device, progress=False, **TINY)
-    b = invert(tiny_cnn, [3, 4], "preview", seed=5, device=device, progress=False, **TINY)
-    c = invert(tiny_cnn, [3, 4], "preview", seed=6, device=device, progress=False, **TINY)
+def test_same_seed_same_images_and_different_seed_differs(tiny_cnn, reproducible_device):
+    a = invert(tiny_cnn, [3, 4], "preview", seed=5, device=reproducible_device, progress=False, **TINY)
+    b = invert(tiny_cnn, [3, 4], "preview", seed=5, device=reproducible_device, progress=False, **TINY)
+    c = invert(tiny_cnn, [3, 4], "preview", seed=6, device=reproducible_device, progress=False, **TINY)
     assert torch.equal(a.images, b.images)
     assert not torch.equal(a.images, c.images)
 
 
-def test_running_in_chunks_equals_one_run(tiny_cnn, device):
-    whole = invert(tiny_cnn, 3, "preview", seed=0, device=device, progress=False, **TINY)
-    inv = Inversion(tiny_cnn, 3, "preview", seed=0, device=device, progress=False, **TINY)
+def test_running_in_chunks_equals_one_run(tiny_cnn, reproducible_device):
+    whole = invert(tiny_cnn, 3, "preview", seed=0, device=reproducible_device, progress=False, **TINY)
+    inv = Inversion(tiny_cnn, 3, "preview", seed=0, device=reproducible_device, progress=False, **TINY)
     partial = inv.run(max_steps=5)
     assert partial.interrupted and partial.steps_done == 5
     while not inv.done:

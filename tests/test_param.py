@@ -129,9 +129,12 @@ def test_the_clear_preset_runs_and_gives_the_model_back_in_its_memory_layout(tin
     assert all(p.is_contiguous() for p in tiny_cnn.parameters())  # channels-last only during the run
 
 
-def test_fourier_run_is_reproducible_and_grows_through_the_stages(tiny_cnn, device):
-    a = invert(tiny_cnn, [3, 4], "preview", seed=5, device=device, progress=False, **CLEAR, **TINY)
-    b = invert(tiny_cnn, [3, 4], "preview", seed=5, device=device, progress=False, **CLEAR, **TINY)
+def test_fourier_run_is_reproducible_and_grows_through_the_stages(tiny_cnn, reproducible_device):
+    # The zoom and rotation resample with grid_sample, whose CUDA backward has no deterministic
+    # kernel: on a GPU the same seed reproduces clear's images only without them (README).
+    clear = CLEAR if reproducible_device.type == "cpu" else dict(CLEAR, zoom_jitter=0.0, rotate=0.0)
+    a = invert(tiny_cnn, [3, 4], "preview", seed=5, device=reproducible_device, progress=False, **clear, **TINY)
+    b = invert(tiny_cnn, [3, 4], "preview", seed=5, device=reproducible_device, progress=False, **clear, **TINY)
     assert torch.equal(a.images, b.images)
     assert [s.shape[-1] for s in a.snapshots] == [43, 64]
     # The first image is mid-grey, so the grey border stays uniform far from the centre

@@ -59,16 +59,16 @@ def test_the_spectrum_constant_is_refitted_from_the_bundled_photos():
     assert torch.allclose(torch.tensor(scales), torch.tensor(NATURAL_SPECTRUM[1]), rtol=1e-2)
 
 
-def test_an_inversion_moves_only_the_phase_and_is_seeded(tiny_cnn, device):
-    a = piikit.Inversion(tiny_cnn, [1, 7], "preview", seed=3, device=device, progress=False, **TINY)
+def test_an_inversion_moves_only_the_phase_and_is_seeded(tiny_cnn, reproducible_device):
+    a = piikit.Inversion(tiny_cnn, [1, 7], "preview", seed=3, device=reproducible_device, progress=False, **TINY)
     r = a.run()
     assert a.image.shape == (2, 3, 64, 33) and a.image.dtype == torch.float32  # phases, no magnitude
     p = a.param
     magnitude = p.magnitude(64, 3, a.image.device)[..., 1:-1]
     assert torch.allclose(_inner_amplitude(p, a.image.detach()), magnitude.expand(2, -1, -1, -1), rtol=1e-3, atol=1e-6)
     assert r.images.shape == (2, 3, 64, 64) and 0 <= r.images.min() and r.images.max() <= 1
-    again = piikit.invert(tiny_cnn, [1, 7], "preview", seed=3, device=device, progress=False, **TINY)
-    other = piikit.invert(tiny_cnn, [1, 7], "preview", seed=4, device=device, progress=False, **TINY)
+    again = piikit.invert(tiny_cnn, [1, 7], "preview", seed=3, device=reproducible_device, progress=False, **TINY)
+    other = piikit.invert(tiny_cnn, [1, 7], "preview", seed=4, device=reproducible_device, progress=False, **TINY)
     assert torch.allclose(r.images, again.images, atol=1e-5)
     assert not torch.allclose(r.images, other.images, atol=1e-2)
 
