@@ -31,7 +31,8 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 BUDGET_S = 8 * 60
-TEST_FILES = ["tests/test_inversion.py", "tests/test_param.py", "tests/test_param_maco.py", "tests/test_memory.py"]
+TEST_FILES = ["tests/test_inversion.py", "tests/test_param.py", "tests/test_param_maco.py", "tests/test_memory.py",
+              "tests/test_polish.py"]
 Row = tuple[str, str, str]  # what, result, note
 
 

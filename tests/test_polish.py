@@ -15,7 +15,7 @@ from piikit.engine.features import ChannelObjective
 TINY = dict(stages=2, steps_per_stage=6, ensemble=2, image_size=64, lr=0.1, polish_steps=4)
 
 
-def test_the_polish_runs_on_as_one_more_stage(tiny_cnn, device):
+def test_the_polish_runs_on_as_one_more_stage(tiny_cnn, reproducible_device):
     seen = {"steps": [], "starts": [], "ends": 0}
 
     class Recorder(Callback):
@@ -28,8 +28,8 @@ def test_the_polish_runs_on_as_one_more_stage(tiny_cnn, device):
         def on_end(self, result):
             seen["ends"] += 1
 
-    r = invert(tiny_cnn, [3, 4], "preview", seed=0, device=device, progress=False, callbacks=[Recorder()], **TINY)
-    without = invert(tiny_cnn, [3, 4], "preview", seed=0, device=device, progress=False, **dict(TINY, polish_steps=0))
+    r = invert(tiny_cnn, [3, 4], "preview", seed=0, device=reproducible_device, progress=False, callbacks=[Recorder()], **TINY)
+    without = invert(tiny_cnn, [3, 4], "preview", seed=0, device=reproducible_device, progress=False, **dict(TINY, polish_steps=0))
     assert r.steps_done == r.config.total_steps == 16 and not r.interrupted
     assert r.history["stage"].tolist() == [0] * 6 + [1] * 6 + [2] * 4
     assert len(r.snapshots) == 3 and r.images.shape == (2, 3, 64, 64)
@@ -43,9 +43,9 @@ def test_the_polish_runs_on_as_one_more_stage(tiny_cnn, device):
     assert not torch.equal(r.images, without.images)
 
 
-def test_a_polished_run_in_chunks_equals_one_run(tiny_cnn, device):
-    whole = invert(tiny_cnn, 3, "preview", seed=0, device=device, progress=False, **TINY)
-    inv = Inversion(tiny_cnn, 3, "preview", seed=0, device=device, progress=False, **TINY)
+def test_a_polished_run_in_chunks_equals_one_run(tiny_cnn, reproducible_device):
+    whole = invert(tiny_cnn, 3, "preview", seed=0, device=reproducible_device, progress=False, **TINY)
+    inv = Inversion(tiny_cnn, 3, "preview", seed=0, device=reproducible_device, progress=False, **TINY)
     sizes = []
     while not inv.done:
         part = inv.run(max_steps=5)  # 5, 10, 15 cross the stage and polish boundaries
@@ -58,6 +58,19 @@ def test_a_model_without_batchnorm_is_polished_with_tv_and_l2_only(tiny_vit, dev
     r = invert(tiny_vit, 3, "preview", seed=0, device=device, progress=False, **TINY)
     assert r.steps_done == 16 and "bn" not in r.history and torch.isfinite(r.history["tv"][12:]).all()
     assert not [w for w in recwarn if "BatchNorm" in str(w.message)]
+
+
+def test_without_its_batchnorm_prior_the_polish_runs_on_the_folded_model(tiny_cnn, device):
+    r = invert(tiny_cnn, 3, "preview", seed=0, device=device, progress=False, fold_bn=True, polish_bn_prior=False,
+               **TINY)
+    assert r.steps_done == 16 and "bn" not in r.history and torch.isfinite(r.history["tv"][12:]).all()
+    inv = Inversion(tiny_cnn, 3, "preview", seed=0, device=device, progress=False, fold_bn=True,
+                    polish_bn_prior=False, **TINY)
+    inv.run()
+    assert inv._polish._net is not inv._polish.model  # BatchNorm folded away: no hook needs it
+    with_prior = Inversion(tiny_cnn, 3, "preview", seed=0, device=device, progress=False, fold_bn=True, **TINY)
+    with_prior.run()
+    assert with_prior._polish._net is with_prior._polish.model
 
 
 def test_stopping_in_the_polish_keeps_the_work_and_resumes(tiny_cnn, device):

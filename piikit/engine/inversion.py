@@ -495,10 +495,11 @@ class Inversion:
             cfg = self.config
             di = DEEPINVERSION_PRESETS["refine"].replace(steps=cfg.polish_steps, amp=cfg.amp,
                                                          channels_last=cfg.channels_last)
-            use_bn = has_batchnorm(self.model)
+            use_bn = cfg.polish_bn_prior and has_batchnorm(self.model)
             # Adam's lr on normalized inputs in pixels, as refine() converts it.
             lr = di.init_lr * float(self.model.std.mean())
-            loop = loop_config(di, self.schedule.sizes[-1], di.steps, di.jitter, lr)
+            loop = loop_config(di, self.schedule.sizes[-1], di.steps, di.jitter, lr).replace(
+                fold_bn=cfg.fold_bn and not use_bn)
             self._polish = Inversion(
                 self.model, self.targets, loop, seed=(self.seed + 1) % 2**64, device=self.device,
                 terms=[*prior_terms(self.model, di, use_bn), *self._user_terms], progress=self.progress,
@@ -585,8 +586,8 @@ def invert(
             class for Lite0 on 2 CPU cores), ``"paper"`` (7 stages × 400 steps, ensemble 32:
             the paper's settings, about an hour per class on such a CPU), ``"clear"``
             (as long, smoother images: a Fourier image, grey borders), ``"quick"`` (fewer
-            steps, then a DeepInversion polish: images other models read more often, in under
-            0.6x the time), ``"glance"`` (a first look in seconds), ``"preview"``
+            steps, then a DeepInversion polish: images other models read more often, in about
+            half the time), ``"glance"`` (a first look in seconds), ``"preview"``
             (seconds), or an :class:`InversionConfig`.
         seed: the same seed on the same device gives the same images; None draws one
             (recorded in the result).
