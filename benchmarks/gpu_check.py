@@ -79,7 +79,7 @@ def preset_seconds_per_class(preset: str, device: str = "cuda") -> Row:
     classes = batched_targets.CLASSES
     # A short run first, so cuDNN's algorithm search and the folded copy are not timed.
     piikit.invert(model, classes, preset, device=device, progress=False, steps_per_stage=2,
-                  polish_steps=min(2, piikit.PRESETS[preset].polish_steps))
+                  refine_steps=min(2, piikit.PRESETS[preset].refine_steps))
     start = time.perf_counter()
     result = piikit.invert(model, classes, preset, device=device, progress=False)
     if device == "cuda":

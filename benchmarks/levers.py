@@ -27,7 +27,7 @@ Each lever is toggled against the preset as it is (``fold_bn`` off against on wh
 preset says, and so on).
 
 ``--presets A,B`` times two presets against each other the same way instead, each at
-``--fraction`` of its own steps per stage and polish steps (the same stages and sizes, so
+``--fraction`` of its own steps per stage and refine steps (the same stages and sizes, so
 the same mix of work), and gives seconds per class scaled to the full run.
 
     python benchmarks/levers.py                       # every lever, 3 pairs each
@@ -106,7 +106,7 @@ def compare_presets(args: argparse.Namespace) -> None:
 
     a, b = args.presets.split(",")
     sides = tuple({"preset": p, "steps_per_stage": max(1, round(piikit.PRESETS[p].steps_per_stage * args.fraction)),
-                   "polish_steps": round(piikit.PRESETS[p].polish_steps * args.fraction)} for p in (a, b))
+                   "refine_steps": round(piikit.PRESETS[p].refine_steps * args.fraction)} for p in (a, b))
     row = measure(f"{a} vs {b}", args, sides)  # type: ignore[arg-type]
     scale = [side["steps_per_stage"] / piikit.PRESETS[p].steps_per_stage for side, p in zip(sides, (a, b))]
     per_class = [statistics.median(row[k]) / s / args.classes for k, s in zip(("without_s", "with_s"), scale)]

@@ -65,20 +65,20 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
     "clear 4x48 tv0.1 192px": ("clear", {"stages": 4, "steps_per_stage": 48, "tv_weight": 0.1, "image_size": 192,
                                          "fold_bn": True}),
     "clear 4x48 tv0.1": ("clear", {"stages": 4, "steps_per_stage": 48, "tv_weight": 0.1, "fold_bn": True}),  # quick until 2026-11-30 16:00
-    "glance + polish 50": ("glance", {"polish_steps": 50}),
+    "glance + polish 50": ("glance", {"refine_steps": 50}),
     "clear 4x48 tv0.1 + polish 50": ("clear", {"stages": 4, "steps_per_stage": 48, "tv_weight": 0.1, "fold_bn": True,
-                                               "polish_steps": 50}),
+                                               "refine_steps": 50}),
     "clear 4x48 tv0.1 + polish 25": ("clear", {"stages": 4, "steps_per_stage": 48, "tv_weight": 0.1, "fold_bn": True,
-                                               "polish_steps": 25}),
+                                               "refine_steps": 25}),
     "quick": ("quick", {}),  # clear 4x48 tv0.1 e=3 + polish 50 (e=4 until 2026-11-30 19:10: the "+ polish 50" row)
     "clear 4x48 tv0.1 + polish 50 without BN prior": ("clear", {"stages": 4, "steps_per_stage": 48, "tv_weight": 0.1,
-                                                               "fold_bn": True, "polish_steps": 50,
-                                                               "polish_bn_prior": False}),
+                                                               "fold_bn": True, "refine_steps": 50,
+                                                               "refine_bn_prior": False}),
     "clear 4x48 tv0.1 + polish 100 without BN prior": ("clear", {"stages": 4, "steps_per_stage": 48, "tv_weight": 0.1,
-                                                                "fold_bn": True, "polish_steps": 100,
-                                                                "polish_bn_prior": False}),
+                                                                "fold_bn": True, "refine_steps": 100,
+                                                                "refine_bn_prior": False}),
     "clear 4x40 tv0.1 e=3 + polish 50": ("clear", {"stages": 4, "steps_per_stage": 40, "ensemble": 3, "tv_weight": 0.1,
-                                                   "fold_bn": True, "polish_steps": 50}),
+                                                   "fold_bn": True, "refine_steps": 50}),
     "maco": ("clear", {"param": "maco", "lr": 0.5}),
     "maco 7x32": ("clear", {"param": "maco", "lr": 0.5, "steps_per_stage": 32}),
 }
@@ -94,7 +94,7 @@ def work_per_class(config: dict[str, Any]) -> float:
     size = config["image_size"] or 224
     sizes = StageSchedule(size, config["stages"], config["schedule"]).sizes
     stages = config["steps_per_stage"] * config["ensemble"] * sum((s / 224) ** 2 for s in sizes)
-    return stages + config.get("polish_steps", 0) * (size / 224) ** 2
+    return stages + config.get("refine_steps", 0) * (size / 224) ** 2
 
 
 def floor_seconds(model: piikit.Classifier, repeats: int = 5) -> float:

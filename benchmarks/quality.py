@@ -49,7 +49,7 @@ from typing import Any
 import torch
 
 import piikit
-from piikit.refinement.config import DEEPINVERSION_PRESETS
+from piikit.engine.deepinversion import DEEPINVERSION_PRESETS
 from piikit.analysis.evaluate import default_evaluators, summarize
 from piikit.interfaces.viz import image_grid
 

@@ -52,8 +52,8 @@ _EXPORTS: dict[str, str] = {
     # configs
     "InversionConfig": "piikit.engine.config",
     "PRESETS": "piikit.engine.config",
-    "DeepInversionConfig": "piikit.refinement.config",
-    "DEEPINVERSION_PRESETS": "piikit.refinement.config",
+    "DeepInversionConfig": "piikit.engine.deepinversion",
+    "DEEPINVERSION_PRESETS": "piikit.engine.deepinversion",
     # the loop, results and models
     "Inversion": "piikit.engine.inversion",
     "StepState": "piikit.engine.callbacks",
@@ -69,9 +69,9 @@ _EXPORTS: dict[str, str] = {
     "NeuronObjective": "piikit.engine.features",
     "DirectionObjective": "piikit.engine.features",
     "LossTerm": "piikit.engine.objectives",
-    "TotalVariation": "piikit.refinement.priors",
-    "L2Prior": "piikit.refinement.priors",
-    "BatchNormPrior": "piikit.refinement.priors",
+    "TotalVariation": "piikit.engine.priors",
+    "L2Prior": "piikit.engine.priors",
+    "BatchNormPrior": "piikit.engine.priors",
     # errors: the base class (every other one is in piikit.errors) and the one that carries a result
     "PiikitError": "piikit.errors",
     "InversionFailed": "piikit.errors",
@@ -141,11 +141,11 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from piikit.models.classifier import Classifier as Classifier
     from piikit.models.loading import available_models as available_models
     from piikit.models.loading import load_model as load_model
-    from piikit.refinement.config import DEEPINVERSION_PRESETS as DEEPINVERSION_PRESETS
-    from piikit.refinement.config import DeepInversionConfig as DeepInversionConfig
+    from piikit.engine.deepinversion import DEEPINVERSION_PRESETS as DEEPINVERSION_PRESETS
+    from piikit.engine.deepinversion import DeepInversionConfig as DeepInversionConfig
     from piikit.refinement.deepinversion import refine as refine
-    from piikit.refinement.priors import BatchNormPrior as BatchNormPrior
-    from piikit.refinement.priors import L2Prior as L2Prior
-    from piikit.refinement.priors import TotalVariation as TotalVariation
+    from piikit.engine.priors import BatchNormPrior as BatchNormPrior
+    from piikit.engine.priors import L2Prior as L2Prior
+    from piikit.engine.priors import TotalVariation as TotalVariation
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -8,6 +8,7 @@ subclasses also derive from the builtin a Python user would expect (``ValueError
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "InvalidValueError",
     "WriteFailed",
     "first_line",
+    "user_stacklevel",
 ]
 
 
@@ -93,3 +95,12 @@ class WriteFailed(PiikitError, OSError):
 def first_line(error: BaseException) -> str:
     """The first line of an error's message (its type's name if it has none), for one-line reports."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued here point at the first caller outside
+    piikit (the user's line, whatever the depth of piikit's own calls in between)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "piikit":
+        frame, level = frame.f_back, level + 1
+    return level

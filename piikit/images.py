@@ -1,5 +1,6 @@
 """Image conversion, in one place: tensors in [0, 1] ↔ numpy arrays ↔ PNG files and bytes,
-photos as model inputs, and matplotlib figures → PNG bytes.
+photos as model inputs, matplotlib figures → PNG bytes, and what a run may start from (init
+images: tensors, arrays, PNG paths) checked into a batch.
 
 Tensors are C×H×W floats in [0, 1] (RGB, grayscale, or any channel count a model takes).
 PNGs are written as :meth:`~piikit.InversionResult.save` writes them: RGB for 3 channels,
@@ -10,15 +11,19 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from piikit.errors import InvalidValueError, first_line
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["to_uint8", "to_numpy_image", "image_png", "save_png", "read_png", "load_photo", "figure_png"]
+__all__ = ["to_uint8", "to_numpy_image", "image_png", "save_png", "read_png", "load_photo", "figure_png", "as_batch",
+           "as_init_images", "checked_init"]
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -127,3 +132,67 @@ def figure_png(figure: Figure, dpi: float | None = 80, **kwargs: Any) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, **kwargs)
     return buffer.getvalue()
+
+
+def as_batch(images: torch.Tensor, what: str = "images", channels: int | None = None, count: str = "N") -> torch.Tensor:
+    """``images`` as N×C×H×W: one C×H×W image becomes a batch of one; anything else that is
+    not 4-d (or, given ``channels``, has another channel count) is refused in one line that
+    names ``what`` and the shape expected (``count``: the letter for the batch size)."""
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or (channels is not None and images.shape[1] != channels):
+        shape = f"{count}×{channels if channels is not None else 'C'}×H×W"
+        raise ValueError(f"{what} must be {shape} images (or one C×H×W image), got shape {tuple(images.shape)}")
+    return images
+
+
+def as_init_images(init: Any) -> torch.Tensor:
+    """``init`` as a float tensor: a tensor, a numpy array or nested list, a PNG path (or a
+    list of paths); uint8 pixels (0..255) are divided by 255. Anything else is refused in one line."""
+    if isinstance(init, (str, os.PathLike)) or (
+        isinstance(init, (list, tuple)) and init and all(isinstance(x, (str, os.PathLike)) for x in init)
+    ):
+        paths = [init] if isinstance(init, (str, os.PathLike)) else list(init)
+        images = []
+        for path in paths:
+            try:
+                images.append(read_png(path))
+            except (OSError, ValueError) as error:
+                raise InvalidValueError(f"init {str(path)!r} cannot be read as an image ({first_line(error)})") from error
+        return torch.stack(images) if len(images) > 1 else images[0]
+    if isinstance(init, (np.ndarray, list, tuple)):
+        try:
+            init = torch.as_tensor(np.asarray(init))
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise InvalidValueError(f"init must be K×C×H×W images in [0, 1] (a tensor, an array or a PNG path), "
+                                    f"got a {type(init).__name__} that is not a numeric array ({first_line(error)})") from error
+    if not isinstance(init, torch.Tensor):
+        raise InvalidValueError(f"init must be K×C×H×W images in [0, 1] (a tensor, an array or a PNG path), "
+                                f"got {type(init).__name__}")
+    if init.dtype == torch.uint8:
+        return init.float() / 255.0  # 0..255 pixels
+    if init.is_complex() or init.dtype == torch.bool:
+        raise InvalidValueError(f"init must be real-valued images in [0, 1], got dtype {init.dtype}")
+    return init
+
+
+def checked_init(init: Any, k: int, channels: int) -> torch.Tensor:
+    """``init`` (anything :func:`as_init_images` takes) as K×C×H×W images in [0, 1], checked
+    before any step runs: values outside [0, 1] are clamped with a warning saying what they
+    look like, NaN/inf refused."""
+    init = as_batch(as_init_images(init), "init", channels, count=str(k))
+    if init.shape[0] != k:
+        raise ValueError(f"init must be {k}×{channels}×H×W images (one per target, the model's channels), "
+                         f"got shape {tuple(init.shape)}")
+    init = init.detach().float()
+    bad = int((~torch.isfinite(init)).sum())
+    if bad:
+        raise ValueError(f"init holds {bad} NaN/inf value(s); pass finite images in [0, 1]")
+    low, high = init.min().item(), init.max().item()
+    if low < 0 or high > 1:
+        hint = ("0..255 pixel values? divide by 255" if high > 1.5 and low >= 0
+                else "normalized images? undo the model's normalization")
+        warnings.warn(f"init has values in [{low:.3g}, {high:.3g}], outside [0, 1] ({hint}); "
+                      "clamped to [0, 1]", stacklevel=3)
+        init = init.clamp(0, 1)
+    return init

@@ -91,7 +91,7 @@ def test_every_entry_point_defaults_to_the_same_preset():
 
 def test_both_configs_check_every_field_from_its_annotation():
     from piikit.errors import InvalidValueError
-    from piikit.refinement.config import DeepInversionConfig
+    from piikit.engine.deepinversion import DeepInversionConfig
 
     for make in (lambda **kw: make_config("preview", **kw), lambda **kw: DeepInversionConfig(**kw)):
         with pytest.raises(InvalidValueError, match="lr must be a number, got '0.1'"):

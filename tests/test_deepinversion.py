@@ -18,10 +18,10 @@ from torch import nn
 
 import piikit
 from piikit import invert
-from piikit.refinement.config import DEEPINVERSION_PRESETS, DeepInversionConfig
+from piikit.engine.deepinversion import DEEPINVERSION_PRESETS, DeepInversionConfig
 from piikit.refinement.deepinversion import refine
 from piikit.errors import UnsupportedModelError
-from piikit.refinement.priors import tv_loss
+from piikit.engine.priors import tv_loss
 
 # A tiny run: 3 warm-up steps at 32 px, then 3 at 64 px.
 TINY = dict(warmup_steps=3, steps=3, warmup_size=32, image_size=64)

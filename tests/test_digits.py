@@ -60,7 +60,7 @@ def test_each_family_learns_the_digits(short_models: dict, arch: str) -> None:
 
 
 def test_cnns_have_batchnorm_and_the_others_do_not() -> None:
-    from piikit.refinement.priors import has_batchnorm
+    from piikit.engine.priors import has_batchnorm
 
     assert has_batchnorm(build_digits_model("cnn"))
     assert has_batchnorm(build_digits_model("cnn_flat"))

@@ -9,7 +9,7 @@ import piikit
 from piikit.engine.features import ChannelObjective
 from piikit.engine.inversion import Inversion
 from piikit.models.folding import fold_batchnorm, folded
-from piikit.refinement.priors import TotalVariation
+from piikit.engine.priors import TotalVariation
 
 
 def _norms(model: nn.Module) -> int:

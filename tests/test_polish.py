@@ -1,21 +1,22 @@
-"""``polish_steps``: DeepInversion refinement as the last phase of a Plug-In Inversion run.
+"""``refine_steps``: DeepInversion refinement as the last phase of a Plug-In Inversion run.
 
-The polish is a run of its own (``refine()``'s ``"refine"`` preset) started from the stages'
-final image; these tests check that the whole reads as one run: its steps, stages, history,
-callbacks, chunking, stopping and failures. Whether polishing makes images better is measured
+The refine phase is DeepInversion's ``"refine"`` preset (the phases :func:`piikit.refine`
+runs, :func:`piikit.engine.phases.deepinversion_phases`) started from the stages' final image;
+these tests check that the whole reads as one run: its steps, stages, history, callbacks,
+progress, chunking, stopping and failures. Whether refining makes images better is measured
 in ``docs/benchmarks.md`` (48 classes x 2 seeds), not here.
 """
 
 import pytest
 import torch
 
-from piikit import Callback, Inversion, InversionFailed, invert
+from piikit import Callback, Inversion, InversionFailed, invert, make_config
 from piikit.engine.features import ChannelObjective
 
-TINY = dict(stages=2, steps_per_stage=6, ensemble=2, image_size=64, lr=0.1, polish_steps=4)
+TINY = dict(stages=2, steps_per_stage=6, ensemble=2, image_size=64, lr=0.1, refine_steps=4)
 
 
-def test_the_polish_runs_on_as_one_more_stage(tiny_cnn, reproducible_device):
+def test_the_refine_phase_runs_on_as_one_more_stage(tiny_cnn, reproducible_device):
     seen = {"steps": [], "starts": [], "ends": 0}
 
     class Recorder(Callback):
@@ -29,51 +30,66 @@ def test_the_polish_runs_on_as_one_more_stage(tiny_cnn, reproducible_device):
             seen["ends"] += 1
 
     r = invert(tiny_cnn, [3, 4], "preview", seed=0, device=reproducible_device, progress=False, callbacks=[Recorder()], **TINY)
-    without = invert(tiny_cnn, [3, 4], "preview", seed=0, device=reproducible_device, progress=False, **dict(TINY, polish_steps=0))
+    without = invert(tiny_cnn, [3, 4], "preview", seed=0, device=reproducible_device, progress=False, **dict(TINY, refine_steps=0))
     assert r.steps_done == r.config.total_steps == 16 and not r.interrupted
     assert r.history["stage"].tolist() == [0] * 6 + [1] * 6 + [2] * 4
     assert len(r.snapshots) == 3 and r.images.shape == (2, 3, 64, 64)
-    # The test ResNet has BatchNorm: the polish uses its statistics prior, which the stages never had.
+    # The test ResNet has BatchNorm: the refine phase uses its statistics prior, which the stages never had.
     assert torch.isnan(r.history["bn"][:12]).all() and torch.isfinite(r.history["bn"][12:]).all()
     assert seen["steps"][-1] == (2, 16, 16) and [s[1] for s in seen["steps"]] == list(range(1, 17))
     assert seen["starts"] == [0, 1, 2] and seen["ends"] == 1
-    assert r.config.polish_steps == 4 and r.seed == 0
-    # The stages are the run without a polish; the polish then moves the image.
+    assert r.config.refine_steps == 4 and r.seed == 0
+    # The stages are the run without a refine phase; the refine phase then moves the image.
     assert torch.equal(r.snapshots[1], without.images)
     assert not torch.equal(r.images, without.images)
 
 
-def test_a_polished_run_in_chunks_equals_one_run(tiny_cnn, reproducible_device):
+def test_progress_lines_count_the_refine_phase_as_one_more_stage_of_one_run(tiny_cnn, device, capsys):
+    invert(tiny_cnn, 3, "preview", seed=0, device=device, progress=True, **TINY)
+    lines = capsys.readouterr().err.splitlines()  # not a terminal: one line per stage
+    assert [line.split(": ", 1)[1].split(",")[:2] for line in lines] == [
+        ["stage 1/3 (43 px) done", " step 6/16"], ["stage 2/3 (64 px) done", " step 12/16"],
+        ["stage 3/3 (64 px) done", " step 16/16"]]
+
+
+def test_a_refined_run_in_chunks_equals_one_run(tiny_cnn, reproducible_device):
     whole = invert(tiny_cnn, 3, "preview", seed=0, device=reproducible_device, progress=False, **TINY)
     inv = Inversion(tiny_cnn, 3, "preview", seed=0, device=reproducible_device, progress=False, **TINY)
     sizes = []
     while not inv.done:
-        part = inv.run(max_steps=5)  # 5, 10, 15 cross the stage and polish boundaries
+        part = inv.run(max_steps=5)  # 5, 10, 15 cross the stage and phase boundaries
         sizes.append((part.steps_done, part.interrupted))
     assert sizes == [(5, True), (10, True), (15, True), (16, False)]
     assert torch.equal(inv.result().images, whole.images)
 
 
-def test_a_model_without_batchnorm_is_polished_with_tv_and_l2_only(tiny_vit, device, recwarn):
-    r = invert(tiny_vit, 3, "preview", seed=0, device=device, progress=False, **TINY)
+def test_a_model_without_batchnorm_is_refined_with_tv_and_l2_and_a_warning(tiny_vit, device):
+    # One rule for models without BatchNorm, as refine(): warn (the prior is unavailable)
+    # unless the prior was turned off.
+    with pytest.warns(UserWarning, match="no BatchNorm layers"):
+        r = invert(tiny_vit, 3, "preview", seed=0, device=device, progress=False, **TINY)
     assert r.steps_done == 16 and "bn" not in r.history and torch.isfinite(r.history["tv"][12:]).all()
-    assert not [w for w in recwarn if "BatchNorm" in str(w.message)]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        invert(tiny_vit, 3, "preview", seed=0, device=device, progress=False, refine_bn_prior=False, **TINY)
 
 
-def test_without_its_batchnorm_prior_the_polish_runs_on_the_folded_model(tiny_cnn, device):
-    r = invert(tiny_cnn, 3, "preview", seed=0, device=device, progress=False, fold_bn=True, polish_bn_prior=False,
+def test_without_its_batchnorm_prior_the_refine_phase_runs_on_the_folded_model(tiny_cnn, device):
+    r = invert(tiny_cnn, 3, "preview", seed=0, device=device, progress=False, fold_bn=True, refine_bn_prior=False,
                **TINY)
     assert r.steps_done == 16 and "bn" not in r.history and torch.isfinite(r.history["tv"][12:]).all()
     inv = Inversion(tiny_cnn, 3, "preview", seed=0, device=device, progress=False, fold_bn=True,
-                    polish_bn_prior=False, **TINY)
+                    refine_bn_prior=False, **TINY)
     inv.run()
-    assert inv._polish._net is not inv._polish.model  # BatchNorm folded away: no hook needs it
+    assert inv.phase.name == "DeepInversion" and inv._net is not inv.model  # BatchNorm folded away: no hook needs it
     with_prior = Inversion(tiny_cnn, 3, "preview", seed=0, device=device, progress=False, fold_bn=True, **TINY)
     with_prior.run()
-    assert with_prior._polish._net is with_prior._polish.model
+    assert with_prior._net is with_prior.model
 
 
-def test_stopping_in_the_polish_keeps_the_work_and_resumes(tiny_cnn, device):
+def test_stopping_in_the_refine_phase_keeps_the_work_and_resumes(tiny_cnn, device):
     inv = Inversion(tiny_cnn, 3, "preview", seed=0, device=device, progress=False,
                     callbacks=[lambda s: s.stop() if s.global_step == 14 else None], **TINY)
     r = inv.run()
@@ -83,7 +99,7 @@ def test_stopping_in_the_polish_keeps_the_work_and_resumes(tiny_cnn, device):
     assert not done.interrupted and done.steps_done == 16
 
 
-def test_ctrl_c_in_the_polish_counts_steps_of_the_whole_run(tiny_cnn, device):
+def test_ctrl_c_in_the_refine_phase_counts_steps_of_the_whole_run(tiny_cnn, device):
     def interrupt(state):
         if state.global_step == 13:
             raise KeyboardInterrupt
@@ -93,9 +109,9 @@ def test_ctrl_c_in_the_polish_counts_steps_of_the_whole_run(tiny_cnn, device):
     assert r.interrupted and r.stop_reason == "interrupted" and r.steps_done == 13
 
 
-def test_a_failure_in_the_polish_keeps_the_whole_partial_run(tiny_cnn, device):
+def test_a_failure_in_the_refine_phase_keeps_the_whole_partial_run(tiny_cnn, device):
     class Poisoned(torch.nn.Module):
-        """The test ResNet, whose logits turn NaN once the polish has begun."""
+        """The test ResNet, whose logits turn NaN once the refine phase has begun."""
 
         def __init__(self):
             super().__init__()
@@ -113,6 +129,15 @@ def test_a_failure_in_the_polish_keeps_the_whole_partial_run(tiny_cnn, device):
     assert partial.history["stage"].max() == 2 and torch.isfinite(partial.images).all()
 
 
-def test_a_feature_objective_cannot_be_polished(tiny_cnn, device):
-    with pytest.raises(ValueError, match="polish_steps"):
+def test_a_feature_objective_cannot_be_refined(tiny_cnn, device):
+    with pytest.raises(ValueError, match="refine_steps"):
         Inversion(tiny_cnn, None, "preview", objective=ChannelObjective("layer1", 0), device=device, **TINY)
+
+
+def test_the_older_polish_spellings_still_work_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="polish_steps is now called refine_steps") as caught:
+        config = make_config("preview", polish_steps=7, polish_bn_prior=False)
+    assert caught[0].filename == __file__  # the warning points at the caller's line
+    assert (config.refine_steps, config.refine_bn_prior) == (7, False)
+    with pytest.warns(DeprecationWarning):
+        assert config.polish_steps == 7

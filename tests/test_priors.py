@@ -18,7 +18,7 @@ import piikit
 from piikit import Inversion, invert
 from piikit.errors import UnsupportedModelError
 from piikit.engine.objectives import Batch
-from piikit.refinement.priors import (
+from piikit.engine.priors import (
     BatchNormPrior,
     L2Prior,
     TotalVariation,

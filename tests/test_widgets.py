@@ -106,7 +106,7 @@ def test_every_knob_is_in_a_tab_and_the_settings_without_one_are_speed_only() ->
     fields = {field.name for field in dataclasses.fields(piikit.InversionConfig)}
     assert set(explorer.knobs) <= fields
     assert fields - set(explorer.knobs) == {"betas", "amp", "channels_last", "micro_batch", "fold_bn"}
-    assert len(explorer.tabs.children) == len(KNOB_GROUPS) + 1  # + DeepInversion's tab
+    assert len(explorer.tabs.children) == len(KNOB_GROUPS)
 
 
 def test_new_knobs_change_the_config_a_run_uses(make, tiny_cnn: nn.Module) -> None:
@@ -230,17 +230,17 @@ def test_bad_class_and_model_are_reported_in_the_panel(make, tiny_cnn: nn.Module
     assert not explorer.run_button.disabled
 
 
-def test_refine_continues_the_history_with_deepinversion(make, tiny_cnn: nn.Module, tiny_vit: nn.Module) -> None:
+def test_refine_steps_continue_the_run_with_deepinversion(make, tiny_cnn: nn.Module, tiny_vit: nn.Module) -> None:
     for model in (tiny_cnn, tiny_vit):  # with and without BatchNorm
         explorer = make(model, refresh_s=0.0)
-        explorer.refine_box.value = True
-        explorer.refine_knobs["steps"].value = 2
+        explorer.knobs["refine_steps"].value = 2
         explorer.run()
         _finish(explorer)
-        assert explorer.result.extra.get("method") == "deepinversion", explorer.status.value
+        assert explorer.result.config.refine_steps == 2, explorer.status.value
         assert explorer.result.extra["bn_prior_used"] == (model is tiny_cnn)
         assert ("BatchNorm prior used" in explorer.status.value) == (model is tiny_cnn)
-        assert explorer.steps_done == explorer.config().total_steps + 2
+        assert explorer.steps_done == explorer.config().total_steps == explorer.result.steps_done
+        assert explorer.history["stage"].max() == explorer.config().stages  # one more stage
         assert explorer.image.value == image_png(explorer.result.images[0])
 
 

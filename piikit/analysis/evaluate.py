@@ -28,7 +28,7 @@ __all__ = ["score", "predict", "summarize", "cross_matrix", "format_scores", "tv
 def tv_per_pixel(images: torch.Tensor) -> torch.Tensor:
     """The TV *metric*: (N,) mean absolute difference between horizontally and vertically
     adjacent pixels, a noise measure (the TV *prior*, a loss, is
-    :func:`piikit.refinement.priors.tv_loss`).
+    :func:`piikit.engine.priors.tv_loss`).
 
     About 0.01-0.05 for photos, 0.33 for uniform noise.
     """

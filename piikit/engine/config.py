@@ -25,15 +25,15 @@ Presets, by name:
 ``quick``
     ``clear`` in 4 stages of 48 steps (sizes 90, 134, 179 and 224 px) instead of 7 of 64,
     with an ensemble of 3 instead of 4, a light total-variation prior (``tv_weight=0.1``) and
-    BatchNorm folded into the convolutions (``fold_bn=True``, rounding only), then polished: 50
-    steps of DeepInversion's refinement (``polish_steps=50``, :func:`piikit.refine`'s ``"refine"``
+    BatchNorm folded into the convolutions (``fold_bn=True``, rounding only), then refined: 50
+    steps of DeepInversion's refinement in a refine phase (``refine_steps=50``, :func:`piikit.refine`'s ``"refine"``
     preset: no ColorShift, an ensemble of 1, TV and, where the model has BatchNorm, its
     statistics prior). Other models recognise its images more often than ``clear``'s (Lite1 /
     Lite2 top-1 0.96 / 0.96 on 48 classes against 0.97 / 0.92), smoother (TV 0.035 against
     0.049), in about half ``clear``'s time (0.48-0.51 in paired runs); measured in
     ``docs/benchmarks.md``.
 ``glance``
-    ``quick``'s stages with 32 steps each, an ensemble of 4 and no polish: the explorer's
+    ``quick``'s stages with 32 steps each, an ensemble of 4 and no refine phase: the explorer's
     default (its first Run), a first look at one class in about 10 s on 2 idle CPU cores.
 ``preview``
     3 stages of 10 steps, ensemble 2, lr 0.1: seconds, for tests, notebooks' smoke mode
@@ -50,12 +50,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 from piikit.engine.param import ParamKind
 from piikit.engine.schedule import BorderFill, ScheduleMode
+from piikit.errors import user_stacklevel
 from piikit.validation import check_fields, check_float, check_int
 
 __all__ = ["ConfigBase", "InversionConfig", "PRESETS", "DEFAULT_PRESET", "LR_SCHEDULES", "make_config"]
@@ -79,6 +81,9 @@ class ConfigBase:
     """
 
     KIND: ClassVar[str] = "inversion"
+    #: Older field names still accepted by ``replace``/``make`` (and so by every entry point's
+    #: overrides and ``--set``), with a DeprecationWarning, for one release.
+    RENAMED: ClassVar[Mapping[str, str]] = {}
 
     image_size: int | None = None  # None: the model's own input size (224 for most ImageNet models)
     jitter: int = 32  # a random roll of up to this many px per axis
@@ -109,6 +114,12 @@ class ConfigBase:
     def replace(self: C, **overrides: Any) -> C:
         """A copy with some fields changed; ``None`` values mean "keep"; a misspelt field
         fails with the closest names."""
+        for old, new in self.RENAMED.items():
+            if old in overrides:
+                _renamed(old, new)
+                if new not in overrides:
+                    overrides[new] = overrides[old]
+                del overrides[old]
         fields = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - fields)
         if unknown:
@@ -144,6 +155,9 @@ class ConfigBase:
 class InversionConfig(ConfigBase):
     """Every setting of a Plug-In Inversion run; the defaults are the paper's.
 
+    ``refine_steps`` > 0 ends the run with a refine phase (:mod:`piikit.engine.phases`):
+    DeepInversion from the stages' final image, counted as one more stage of the same run.
+
     Shared with DeepInversion (declared in :class:`ConfigBase`, paper values): ``image_size``
     (None: the model's), ``jitter`` 32 px, ``flip`` 0 (not used), ``lr`` 0.01, ``betas``
     (0.5, 0.99), ``lr_schedule`` cosine decay to 0 within each stage, ``param`` pixels,
@@ -170,18 +184,20 @@ class InversionConfig(ConfigBase):
     border: BorderFill = "noise"  # fill of the first image and of each grown border: "noise" (paper), "grey" or "black"
     zoom_jitter: float = 0.0  # per-copy random zoom U(1 - z, 1 + z); paper: 0 (no zoom)
     rotate: float = 0.0  # per-copy random rotation U(-r, r) in degrees; paper: 0
-    polish_steps: int = 0  # then this many steps of DeepInversion refinement (DEEPINVERSION_PRESETS["refine"]) on the final image; paper: 0 (PII §5.2 refines separately)
-    polish_bn_prior: bool = True  # the polish's BatchNorm statistics prior, where the model has BatchNorm; off: TV and L2 alone, on the folded model if fold_bn (its hooks need the unfolded one)
+    refine_steps: int = 0  # then a refine phase: this many steps of DeepInversion (DEEPINVERSION_PRESETS["refine"]) from the final image, in the same run; paper: 0 (PII §5.2 refines separately)
+    refine_bn_prior: bool = True  # the refine phase's BatchNorm statistics prior, where the model has BatchNorm; off: TV and L2 alone, on the folded model if fold_bn (its hooks need the unfolded one)
 
     # Speed, no effect on the maths beyond rounding (amp and channels_last are in ConfigBase).
     fold_bn: bool = False  # run a copy with each BatchNorm folded into its convolution (piikit.models.folding); logit objectives only
+
+    RENAMED: ClassVar[Mapping[str, str]] = {"polish_steps": "refine_steps", "polish_bn_prior": "refine_bn_prior"}
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_int("stages", self.stages, low=1)
         check_int("steps_per_stage", self.steps_per_stage, low=1)
         check_int("ensemble", self.ensemble, low=1)
-        check_int("polish_steps", self.polish_steps, low=0)
+        check_int("refine_steps", self.refine_steps, low=0)
         if self.micro_batch not in (None, "auto"):
             check_int("micro_batch", self.micro_batch, low=1)
         check_float("alpha", self.alpha, low=0.0)
@@ -193,7 +209,19 @@ class InversionConfig(ConfigBase):
 
     @property
     def total_steps(self) -> int:
-        return self.stages * self.steps_per_stage + self.polish_steps
+        return self.stages * self.steps_per_stage + self.refine_steps
+
+    @property
+    def polish_steps(self) -> int:
+        """Deprecated: the older name of :attr:`refine_steps`."""
+        _renamed("polish_steps", "refine_steps")
+        return self.refine_steps
+
+    @property
+    def polish_bn_prior(self) -> bool:
+        """Deprecated: the older name of :attr:`refine_bn_prior`."""
+        _renamed("polish_bn_prior", "refine_bn_prior")
+        return self.refine_bn_prior
 
     @classmethod
     def presets(cls) -> Mapping[str, InversionConfig]:
@@ -213,10 +241,15 @@ PRESETS: dict[str, InversionConfig] = {
 # the layout), a light TV prior that keeps the fine noise out, and BatchNorm folded: the
 # measurements are in the module docstring and docs/benchmarks.md.
 PRESETS["glance"] = PRESETS["clear"].replace(stages=4, steps_per_stage=32, tv_weight=0.1, fold_bn=True)
-# Then polished: DeepInversion's refinement sharpens the image for the model itself, without
-# ColorShift, and other models read it more often than clear's; with the polish an ensemble of
+# Then refined: DeepInversion's refinement sharpens the image for the model itself, without
+# ColorShift, and other models read it more often than clear's; with the refine phase an ensemble of
 # 3 scores as 4 did, at 0.78 of the work (docs/benchmarks.md).
-PRESETS["quick"] = PRESETS["glance"].replace(steps_per_stage=48, ensemble=3, polish_steps=50)
+PRESETS["quick"] = PRESETS["glance"].replace(steps_per_stage=48, ensemble=3, refine_steps=50)
+
+
+def _renamed(old: str, new: str) -> None:
+    warnings.warn(f"{old} is now called {new}; the old name goes in the next release", DeprecationWarning,
+                  stacklevel=user_stacklevel())
 
 
 def make_config(preset: str | InversionConfig = DEFAULT_PRESET, **overrides: Any) -> InversionConfig:

@@ -4,7 +4,9 @@ One step (PII §3.4): jitter the image (one random roll for the whole batch), op
 flip it, repeat each image ``ensemble`` times, ColorShift every copy with its own random
 mean and scale, run the model, and take one Adam step on the mean cross-entropy of each
 image's copies; then clamp the image to [0, 1]. Stages grow the image (zoom + centering,
-:mod:`piikit.engine.schedule`), each with a fresh optimizer and its own cosine decay.
+:mod:`piikit.engine.schedule`), each with a fresh optimizer and its own cosine decay. A run
+is a list of phases (:mod:`piikit.engine.phases`): the stages, then optionally DeepInversion
+from their image, all run by this one loop.
 
 The loop knows nothing of widgets or plots (progress goes through :mod:`piikit.engine.progress`): it calls
 :class:`Callback` hooks, and :class:`Inversion` can be advanced a chunk of steps at a time
@@ -14,7 +16,6 @@ The loop knows nothing of widgets or plots (progress goes through :mod:`piikit.e
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import time
 import warnings
@@ -28,7 +29,8 @@ from piikit.engine.augment import ColorShift, Flip, Jitter, RandomAffine
 from piikit.engine.callbacks import Callback, StepState, as_callback
 from piikit.engine.config import DEFAULT_PRESET, InversionConfig, make_config
 from piikit.device import resolve_device
-from piikit.errors import InvalidValueError, InversionFailed, first_line
+from piikit.errors import InversionFailed, first_line
+from piikit.images import as_init_images, checked_init
 from piikit.labels import resolve_classes
 from piikit.engine.memory import auto_micro_batch
 from piikit.engine.memory import is_out_of_memory as _is_oom
@@ -37,13 +39,13 @@ from piikit.models.folding import folded
 from piikit.engine.objectives import Batch, ClassObjective, CompositeObjective, LossTerm, Objective, attached
 from piikit.engine.param import make_param
 from piikit.engine.progress import Progress
-from piikit.refinement.config import DEEPINVERSION_PRESETS, loop_config, prior_terms
-from piikit.refinement.priors import L2Prior, TotalVariation, has_batchnorm
+from piikit.engine.phases import Phase, run_phases
+from piikit.engine.priors import BatchNormPrior
 from piikit.engine.result import InversionResult
 from piikit.engine.schedule import StageSchedule
 from piikit.validation import check_int, check_targets
 
-__all__ = ["invert", "Inversion", "Callback", "StepState", "as_init_images"]
+__all__ = ["invert", "Inversion", "Callback", "StepState"]
 
 
 @contextlib.contextmanager
@@ -60,64 +62,6 @@ def _prepared(model: nn.Module, channels_last: bool) -> Iterator[None]:
         finally:
             if restore:
                 model.to(memory_format=torch.contiguous_format)
-
-
-def as_init_images(init: Any) -> torch.Tensor:
-    """``init`` as a float tensor: a tensor, a numpy array or nested list, a PNG path (or a
-    list of paths); uint8 pixels (0..255) are divided by 255. Anything else is refused in one line."""
-    import os
-
-    import numpy as np
-
-    from piikit.images import read_png
-
-    if isinstance(init, (str, os.PathLike)) or (
-        isinstance(init, (list, tuple)) and init and all(isinstance(x, (str, os.PathLike)) for x in init)
-    ):
-        paths = [init] if isinstance(init, (str, os.PathLike)) else list(init)
-        images = []
-        for path in paths:
-            try:
-                images.append(read_png(path))
-            except (OSError, ValueError) as error:
-                raise InvalidValueError(f"init {str(path)!r} cannot be read as an image ({first_line(error)})") from error
-        return torch.stack(images) if len(images) > 1 else images[0]
-    if isinstance(init, (np.ndarray, list, tuple)):
-        try:
-            init = torch.as_tensor(np.asarray(init))
-        except (TypeError, ValueError, RuntimeError) as error:
-            raise InvalidValueError(f"init must be K×C×H×W images in [0, 1] (a tensor, an array or a PNG path), "
-                                    f"got a {type(init).__name__} that is not a numeric array ({first_line(error)})") from error
-    if not isinstance(init, torch.Tensor):
-        raise InvalidValueError(f"init must be K×C×H×W images in [0, 1] (a tensor, an array or a PNG path), "
-                                f"got {type(init).__name__}")
-    if init.dtype == torch.uint8:
-        return init.float() / 255.0  # 0..255 pixels
-    if init.is_complex() or init.dtype == torch.bool:
-        raise InvalidValueError(f"init must be real-valued images in [0, 1], got dtype {init.dtype}")
-    return init
-
-
-def _checked_init(init: Any, k: int, channels: int) -> torch.Tensor:
-    """``init`` as K×C×H×W images in [0, 1], checked before any step runs."""
-    init = as_init_images(init)
-    if init.ndim == 3:
-        init = init[None]
-    if init.ndim != 4 or init.shape[0] != k or init.shape[1] != channels:
-        raise ValueError(f"init must be {k}×{channels}×H×W images (one per target, the model's channels), "
-                         f"got shape {tuple(init.shape)}")
-    init = init.detach().float()
-    bad = int((~torch.isfinite(init)).sum())
-    if bad:
-        raise ValueError(f"init holds {bad} NaN/inf value(s); pass finite images in [0, 1]")
-    low, high = init.min().item(), init.max().item()
-    if low < 0 or high > 1:
-        hint = ("0..255 pixel values? divide by 255" if high > 1.5 and low >= 0
-                else "normalized images? undo the model's normalization")
-        warnings.warn(f"init has values in [{low:.3g}, {high:.3g}], outside [0, 1] ({hint}); "
-                      "clamped to [0, 1]", stacklevel=3)
-        init = init.clamp(0, 1)
-    return init
 
 
 def _reads_only_logits(part: Objective | LossTerm) -> bool:
@@ -145,12 +89,19 @@ def _check_smallest_stage(model: Classifier, schedule: StageSchedule, device: to
 
 
 class Inversion:
-    """A resumable Plug-In Inversion run; :func:`invert` is ``Inversion(...).run()``.
+    """A resumable run; :func:`invert` is ``Inversion(...).run()``.
+
+    A run is a list of phases (:mod:`piikit.engine.phases`): Plug-In Inversion's stages,
+    then, with ``refine_steps``, a DeepInversion refine phase from their final image. One
+    loop runs them all: steps and stages are counted over the whole run, and callbacks,
+    progress and the result see one run.
 
     ``run(max_steps=n)`` advances at most ``n`` steps and returns the result so far; call it
     again to go on. Ctrl-C, or a callback calling ``state.stop()``, ends a ``run`` early and
     returns the partial result (``interrupted=True``); a later ``run()`` resumes.
-    Arguments are those of :func:`invert`.
+    Arguments are those of :func:`invert`, plus ``phases``: run these
+    (:func:`~piikit.engine.phases.deepinversion_phases`, as :func:`piikit.refine` does)
+    instead of the ones ``preset`` implies; ``preset`` is then the config the result records.
     """
 
     def __init__(
@@ -167,26 +118,17 @@ class Inversion:
         progress: bool = True,
         init: torch.Tensor | None = None,
         num_images: int | None = None,
+        phases: Sequence[Phase] | None = None,
         **overrides: Any,
     ) -> None:
         self.config = make_config(preset, **overrides)
         self.device = resolve_device(device)
         self.model = load_model(model).to(self.device)
         self.objective = objective if objective is not None else ClassObjective()
-        if self.config.polish_steps and not isinstance(self.objective, ClassObjective):
-            raise ValueError("polish_steps refines class inversions (DeepInversion's cross-entropy); "
-                             "a feature objective needs polish_steps=0")
-        self.terms = list(terms)
+        if self.config.refine_steps and phases is None and not isinstance(self.objective, ClassObjective):
+            raise ValueError("refine_steps refines class inversions (DeepInversion's cross-entropy); "
+                             "a feature objective needs refine_steps=0")
         self._user_terms = list(terms)
-        # Optional priors from the config (the PII Fig. 4 TV ablation); PII itself uses none.
-        if self.config.tv_weight > 0:
-            self.terms.append(TotalVariation(self.config.tv_weight))
-        if self.config.l2_weight > 0:
-            self.terms.append(L2Prior(self.config.l2_weight))
-        # The network the steps run: the model, or its copy with BatchNorm folded in when
-        # nothing but the logits is read.
-        fold = self.config.fold_bn and all(_reads_only_logits(p) for p in [self.objective, *self.terms])
-        self._net = folded(self.model) if fold else self.model
         self.callbacks = [as_callback(c) for c in callbacks]
         self.progress = progress
         if num_images is not None:
@@ -200,16 +142,65 @@ class Inversion:
             self.targets = [-1] * k
         else:
             self.targets = resolve_classes(check_targets(targets), self.model.class_names)
-        cfg = self.config
-        size = cfg.image_size or self.model.input_size[0]
-        self.schedule = StageSchedule(size, cfg.stages, cfg.schedule, channels=self.model.in_chans)
-        _check_smallest_stage(self.model, self.schedule, self.device)
+        size = self.config.image_size or self.model.input_size[0]
+        self.phases = list(phases) if phases is not None else run_phases(self.config, self.model, size)
+        for phase in self.phases:
+            c = phase.config
+            schedule = StageSchedule(c.image_size or size, c.stages, c.schedule, channels=self.model.in_chans)
+            _check_smallest_stage(self.model, schedule, self.device)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
         seed = check_int("seed", seed, low=0, high=2**64 - 1)
         self.seed = seed
+        self._target_tensor = torch.tensor(self.targets, device=self.device)
+        self._has_targets = self.targets[0] >= 0
+        self._init = None if init is None else checked_init(init, len(self.targets), self.model.in_chans)
+        # MaCo's transparency map: the absolute gradient of the loss with respect to the
+        # image the model sees, summed over steps (K×1×s×s; None for other parameterizations).
+        self._alpha: torch.Tensor | None = None
+        self.stage = -1  # over the whole run
+        self.global_step = 0
+        self.image: torch.Tensor | None = None
+        self.canvas: torch.Tensor | None = None
+        self._last_good: torch.Tensor | None = None
+        self._history: list[dict[str, Any]] = []
+        self._history_done: dict[str, list[torch.Tensor]] = {}
+        self._history_len = 0
+        self.snapshots: list[torch.Tensor] = []
+        self.elapsed_s = 0.0
+        self.stop_reason: str | None = None
+        self._enter_phase(0)
+
+    @property
+    def total_steps(self) -> int:
+        return sum(p.steps for p in self.phases)
+
+    @property
+    def done(self) -> bool:
+        return self.global_step >= self.total_steps
+
+    # ----------------------------------------------------------------- phases and stages
+    def _enter_phase(self, index: int) -> None:
+        """Set up phase ``index``'s loop: its config, priors, network, schedule, augmentations
+        and generators (seeded ``seed + index``); its first stage starts from the previous
+        phase's final image."""
+        self._carry = None if self.image is None else self._view().detach().clamp(0, 1)
+        self.phase_index = index
+        self.phase = phase = self.phases[index]
+        self.loop = cfg = phase.config
+        self._step0 = self.global_step
+        self._stage0 = self.stage + 1
+        self.step_in_stage = cfg.steps_per_stage  # "the previous stage is finished"
+        self.terms = [*phase.terms, *self._user_terms]
+        # The network the steps run: the model, or its copy with BatchNorm folded in when
+        # nothing but the logits is read.
+        fold = cfg.fold_bn and all(_reads_only_logits(p) for p in [self.objective, *self.terms])
+        self._net = folded(self.model) if fold else self.model
+        size = cfg.image_size or self.model.input_size[0]
+        self.schedule = StageSchedule(size, cfg.stages, cfg.schedule, channels=self.model.in_chans)
         # Host-side draws (jitter shift, flip) come from a CPU generator so they never make
         # the device wait; tensors (noise, ColorShift) from one on the run's device.
+        seed = (self.seed + index) % 2**64
         self.host_rng = torch.Generator().manual_seed(seed)
         self.rng = torch.Generator(self.device).manual_seed(seed)
         self.jitter = Jitter(cfg.jitter)
@@ -219,66 +210,37 @@ class Inversion:
         # What the optimizer moves (self.image): the pixels themselves (the paper), or
         # parameters that self.param decodes into pixels.
         self.param = make_param(cfg.param, cfg.lowres_factor)
-        # MaCo's transparency map: the absolute gradient of the loss with respect to the
-        # image the model sees, summed over steps (K×1×s×s; None for other parameterizations).
-        self._alpha: torch.Tensor | None = None
-        self._target_tensor = torch.tensor(self.targets, device=self.device)
-        self._has_targets = self.targets[0] >= 0
-        self._owner = torch.arange(len(self.targets), device=self.device).repeat_interleave(self.config.ensemble)
-        self._sample_targets = self._target_tensor.repeat_interleave(self.config.ensemble)
-        self._init = None if init is None else _checked_init(init, len(self.targets), self.model.in_chans)
-        self.stage = -1
-        self.step_in_stage = cfg.steps_per_stage  # "the previous stage is finished"
-        self.global_step = 0
-        self.image: torch.Tensor | None = None
-        self.canvas: torch.Tensor | None = None
-        self._last_good: torch.Tensor | None = None
-        self._history: list[dict[str, Any]] = []
-        self._history_done: dict[str, list[torch.Tensor]] = {}
-        self.snapshots: list[torch.Tensor] = []
-        self.elapsed_s = 0.0
+        self._owner = torch.arange(len(self.targets), device=self.device).repeat_interleave(cfg.ensemble)
+        self._sample_targets = self._target_tensor.repeat_interleave(cfg.ensemble)
         self._micro_batch = None if cfg.micro_batch == "auto" else cfg.micro_batch  # "auto": probed in run()
-        self.stop_reason: str | None = None
-        # The DeepInversion refinement after the last stage (config.polish_steps), made when
-        # the stages are done: a run of its own from their final image.
-        self._polish: Inversion | None = None
-        self._step_offset = 0  # steps before this run's own (a refinement after stages: theirs)
 
     @property
-    def total_steps(self) -> int:
-        return self.config.total_steps
+    def _phase_done(self) -> bool:
+        return self.global_step >= self._step0 + self.phase.steps
 
-    @property
-    def _stage_steps(self) -> int:
-        return self.config.stages * self.config.steps_per_stage
-
-    @property
-    def done(self) -> bool:
-        if self.global_step < self._stage_steps:
-            return False
-        return self.config.polish_steps == 0 or (self._polish is not None and self._polish.done)
-
-    # ----------------------------------------------------------------- stages
     def _begin_stage(self) -> None:
         self.stage += 1
         self.step_in_stage = 0
-        if self.stage == 0:
+        local = self.stage - self._stage0
+        if local == 0:
             k = len(self.targets)
-            self.canvas = self.schedule.canvas(k, self.rng, self.device, border=self.config.border)
-            if self._init is not None:
+            self.canvas = self.schedule.canvas(k, self.rng, self.device, border=self.loop.border)
+            start = self._carry if self._carry is not None else self._init
+            if start is not None:
                 s = self.schedule.sizes[0]
+                mode = self.phase.enter if self._carry is not None else "bilinear"
                 image = torch.nn.functional.interpolate(
-                    self._init.detach().float().to(self.device), size=(s, s), mode="bilinear", align_corners=False
-                ).clamp(0, 1)
+                    start.detach().float().to(self.device), size=(s, s), mode=mode,
+                    **({"align_corners": False} if mode == "bilinear" else {})).clamp(0, 1)
             else:
-                image = self.schedule.initial(k, self.rng, self.device, border=self.config.border)
+                image = self.schedule.initial(k, self.rng, self.device, border=self.loop.border)
         else:
             assert self.image is not None
             pixels = self.param.decode(self.image.detach())
-            image = self.schedule.grow(pixels, self.stage, self.rng, self.canvas, border=self.config.border)
+            image = self.schedule.grow(pixels, local, self.rng, self.canvas, border=self.loop.border)
         self.image = self.param.encode(image).requires_grad_(True)
         self._last_good = self.image.detach().clone()
-        cfg = self.config
+        cfg = self.loop
         if cfg.param == "maco":
             self._grow_alpha()
         self.optimizer = torch.optim.Adam([self.image], lr=cfg.lr, betas=cfg.betas)
@@ -291,7 +253,7 @@ class Inversion:
         if self._alpha is None:
             self._alpha = torch.zeros(len(self.targets), 1, size, size, device=self.device)
         elif self._alpha.shape[-1] != size:
-            self._alpha = self.schedule.grow(self._alpha, self.stage, border="black")
+            self._alpha = self.schedule.grow(self._alpha, self.stage - self._stage0, border="black")
 
     def _end_stage(self) -> None:
         self.snapshots.append(self._view().detach().cpu())
@@ -304,13 +266,13 @@ class Inversion:
 
     # ----------------------------------------------------------------- one step
     def _lr(self) -> float:
-        cfg = self.config
+        cfg = self.loop
         if cfg.lr_schedule == "constant":
             return cfg.lr
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * self.step_in_stage / cfg.steps_per_stage))
 
     def _step(self) -> StepState:
-        cfg = self.config
+        cfg = self.loop
         k, e = len(self.targets), cfg.ensemble
         lr = self._lr()
         for group in self.optimizer.param_groups:
@@ -318,7 +280,8 @@ class Inversion:
         self.optimizer.zero_grad(set_to_none=True)
 
         view = self._view()
-        if self._alpha is not None:
+        tracks_alpha = self._alpha is not None and cfg.param == "maco"
+        if tracks_alpha:
             view.retain_grad()
         shifted = self.flip(self.jitter(view, generator=self.host_rng), generator=self.host_rng)
         n = k * e
@@ -358,7 +321,7 @@ class Inversion:
             if self._has_targets:
                 p = logits.detach().float().softmax(-1).gather(1, batch.targets[:, None]).view(-1)
                 prob.index_add_(0, owner, p / e)
-        if self._alpha is not None and view.grad is not None:
+        if tracks_alpha and view.grad is not None:
             self._alpha += view.grad.abs().sum(1, keepdim=True)
         self.optimizer.step()
         if self.param.clamp:
@@ -385,13 +348,23 @@ class Inversion:
             getattr(cb, hook)(arg)
 
     def _flush_history(self) -> None:
-        """Move the pending per-step records to the CPU in one transfer per stage."""
+        """Move the pending per-step records to the CPU in one transfer per stage. A term that
+        only some phases have reads NaN in the others' steps."""
         if not self._history:
             return
-        for key in self._history[0]:
-            values = [h[key] for h in self._history]
-            stacked = torch.stack(values).cpu() if isinstance(values[0], torch.Tensor) else torch.tensor(values)
+        n = len(self._history)
+        for key in dict.fromkeys([*self._history_done, *self._history[0]]):
+            if key in self._history[0]:
+                values = [h[key] for h in self._history]
+                stacked = torch.stack(values).cpu() if isinstance(values[0], torch.Tensor) else torch.tensor(values)
+            else:
+                like = self._history_done[key][-1]
+                stacked = torch.full((n, *like.shape[1:]), float("nan"), dtype=like.dtype)
+            if key not in self._history_done and self._history_len:
+                self._history_done[key] = [torch.full((self._history_len, *stacked.shape[1:]), float("nan"),
+                                                      dtype=stacked.dtype)]
             self._history_done.setdefault(key, []).append(stacked)
+        self._history_len += n
         self._history = []
 
     def _check_finite(self) -> None:
@@ -428,41 +401,23 @@ class Inversion:
     # ----------------------------------------------------------------- driving
     def run(self, max_steps: int | None = None) -> InversionResult:
         """Advance up to ``max_steps`` steps (default: to the end) and return the result."""
-        cfg = self.config
-        # Checking the loss needs a host sync; on an accelerator do it now and then.
-        check_every = 1 if self.device.type == "cpu" else 25
         self.stop_reason = None
-        if self._micro_batch is None and cfg.micro_batch == "auto":
-            self._micro_batch = auto_micro_batch(
-                self.model, len(self.targets) * cfg.ensemble, self.schedule.sizes[-1], self.device,
-                channels=self.schedule.channels, amp=cfg.amp, channels_last=cfg.channels_last,
-            )
         started = time.perf_counter()
-        progress = Progress(self.progress, self._stage_steps, min(self.global_step, self._stage_steps),
-                            f"{self.model.name} ×{len(self.targets)}", cfg.stages)
+        stages = sum(p.config.stages for p in self.phases)
+        progress = Progress(self.progress, self.total_steps, min(self.global_step, self.total_steps),
+                            f"{self.model.name} ×{len(self.targets)}", stages)
         done_here = 0
         try:
-            with _prepared(self._net, cfg.channels_last), attached(self._net, [self.objective, *self.terms]):
-                while self.global_step < self._stage_steps and (max_steps is None or done_here < max_steps):
-                    if self.step_in_stage >= cfg.steps_per_stage:
-                        self._begin_stage()
-                    state = self._step()
-                    done_here += 1
-                    progress.step(state)
-                    if self.global_step % check_every == 0 or self.step_in_stage == cfg.steps_per_stage:
-                        self._check_finite()
-                    self._call("on_step_end", state)
-                    if self.step_in_stage == cfg.steps_per_stage:
-                        self._end_stage()
-                        progress.stage_end(state, self.elapsed_s + time.perf_counter() - started)
-                    if state.stop_requested:
-                        self.stop_reason = state.stop_requested
-                        break
+            while not self.done and self.stop_reason is None and (max_steps is None or done_here < max_steps):
+                if self._phase_done:
+                    self._enter_phase(self.phase_index + 1)
+                left = None if max_steps is None else max_steps - done_here
+                done_here += self._run_phase(progress, left, started)
         except KeyboardInterrupt:
             self.stop_reason = "interrupted"
             # A warning, not a print: a notebook shows it once; the command formats it as one line.
-            warnings.warn(f"interrupted at step {self._step_offset + self.global_step}/"
-                          f"{self._step_offset + self.total_steps}; returning the partial result", stacklevel=2)
+            warnings.warn(f"interrupted at step {self.global_step}/{self.total_steps}; returning the partial result",
+                          stacklevel=2)
         except (torch.OutOfMemoryError, RuntimeError) as error:
             if not _is_oom(error):
                 raise
@@ -470,48 +425,48 @@ class Inversion:
             self.optimizer.zero_grad(set_to_none=True)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            half = max(1, (self._micro_batch or len(self.targets) * cfg.ensemble) // 2)
+            n = len(self.targets) * self.loop.ensemble
+            half = max(1, (self._micro_batch or n) // 2)
             raise InversionFailed(
-                f"out of memory on {self.device} with {len(self.targets)} image(s) × ensemble {cfg.ensemble}. "
+                f"out of memory on {self.device} with {len(self.targets)} image(s) × ensemble {self.loop.ensemble}. "
                 f"Try micro_batch={half} (the same result in smaller forward passes), fewer targets per run, or a smaller ensemble.",
                 partial=self.result(),
             ) from error
         finally:
             progress.close()
             self.elapsed_s += time.perf_counter() - started
-        left = None if max_steps is None else max_steps - done_here
-        if self.global_step >= self._stage_steps and cfg.polish_steps and self.stop_reason is None and left != 0:
-            self._run_polish(left)
         result = self.result()
         self._call("on_end", result)
         return result
 
-    def _run_polish(self, max_steps: int | None) -> None:
-        """Advance the refinement after the stages: DeepInversion's ``"refine"`` preset for
-        ``polish_steps`` steps from their final image, its BatchNorm prior where the model
-        has BatchNorm (TV and L2 alone elsewhere, without a warning: the preset asked for no
-        prior by name)."""
-        if self._polish is None:
-            cfg = self.config
-            di = DEEPINVERSION_PRESETS["refine"].replace(steps=cfg.polish_steps, amp=cfg.amp,
-                                                         channels_last=cfg.channels_last)
-            use_bn = cfg.polish_bn_prior and has_batchnorm(self.model)
-            # Adam's lr on normalized inputs in pixels, as refine() converts it.
-            lr = di.init_lr * float(self.model.std.mean())
-            loop = loop_config(di, self.schedule.sizes[-1], di.steps, di.jitter, lr).replace(
-                fold_bn=cfg.fold_bn and not use_bn)
-            self._polish = Inversion(
-                self.model, self.targets, loop, seed=(self.seed + 1) % 2**64, device=self.device,
-                terms=[*prior_terms(self.model, di, use_bn), *self._user_terms], progress=self.progress,
-                callbacks=[_AfterStages(c, cfg.stages, self._stage_steps, self.total_steps) for c in self.callbacks],
-                init=self._view().detach().clamp(0, 1),
+    def _run_phase(self, progress: Progress, max_steps: int | None, started: float) -> int:
+        """Steps of the current phase, up to its end, ``max_steps`` or a stop; returns how many."""
+        cfg = self.loop
+        # Checking the loss needs a host sync; on an accelerator do it now and then.
+        check_every = 1 if self.device.type == "cpu" else 25
+        if self._micro_batch is None and cfg.micro_batch == "auto":
+            self._micro_batch = auto_micro_batch(
+                self.model, len(self.targets) * cfg.ensemble, self.schedule.sizes[-1], self.device,
+                channels=self.schedule.channels, amp=cfg.amp, channels_last=cfg.channels_last,
             )
-            self._polish._step_offset = self._stage_steps
-        try:
-            self._polish.run(max_steps)
-        except InversionFailed as error:
-            raise InversionFailed(str(error), partial=self.result()) from error
-        self.stop_reason = self._polish.stop_reason
+        done = 0
+        with _prepared(self._net, cfg.channels_last), attached(self._net, [self.objective, *self.terms]):
+            while not self._phase_done and (max_steps is None or done < max_steps):
+                if self.step_in_stage >= cfg.steps_per_stage:
+                    self._begin_stage()
+                state = self._step()
+                done += 1
+                progress.step(state)
+                if self.global_step % check_every == 0 or self.step_in_stage == cfg.steps_per_stage:
+                    self._check_finite()
+                self._call("on_step_end", state)
+                if self.step_in_stage == cfg.steps_per_stage:
+                    self._end_stage()
+                    progress.stage_end(state, self.elapsed_s + time.perf_counter() - started)
+                if state.stop_requested:
+                    self.stop_reason = state.stop_requested
+                    break
+        return done
 
     def _final_probs(self, view: torch.Tensor) -> torch.Tensor | None:
         """The model's target probability on the clean images, or None if the model fails
@@ -533,14 +488,6 @@ class Inversion:
 
     def result(self) -> InversionResult:
         """The result so far (the full result once :attr:`done`)."""
-        stages = self._stages_result()
-        if self._polish is None:
-            return stages
-        return dataclasses.replace(stages.followed_by(self._polish.result()), config=self.config, seed=self.seed,
-                                   alpha=stages.alpha, interrupted=not self.done,
-                                   stop_reason=self.stop_reason if not self.done else None)
-
-    def _stages_result(self) -> InversionResult:
         self._flush_history()
         history = {k: torch.cat(v) for k, v in self._history_done.items()}
         if self.image is None:
@@ -553,9 +500,17 @@ class Inversion:
         return InversionResult(
             images=images, targets=list(self.targets), class_names=self.model.class_names, config=self.config,
             seed=self.seed, model_name=self.model.name, history=history, snapshots=list(self.snapshots),
-            final_probs=probs, alpha=self._alpha_map(), interrupted=not self.done, stop_reason=self.stop_reason if not self.done else None,
-            steps_done=self.global_step, elapsed_s=self.elapsed_s, device=str(self.device),
+            final_probs=probs, alpha=self._alpha_map(), interrupted=not self.done,
+            stop_reason=self.stop_reason if not self.done else None,
+            steps_done=self.global_step, elapsed_s=self.elapsed_s, device=str(self.device), extra=self._extra(),
         )
+
+    def _extra(self) -> dict[str, Any]:
+        """What the result records of its phases: with a DeepInversion phase, whether its
+        BatchNorm prior was used."""
+        if not any(p.name.startswith("DeepInversion") for p in self.phases):
+            return {}
+        return {"bn_prior_used": any(isinstance(t, BatchNormPrior) for p in self.phases for t in p.terms)}
 
 
 def invert(
@@ -602,8 +557,9 @@ def invert(
             of paths); uint8 pixels are divided by 255; other values outside [0, 1] are
             clamped with a warning, NaN/inf refused.
         num_images: how many images a feature objective makes when ``targets`` is None.
-        **overrides: any :class:`InversionConfig` field, e.g. ``ensemble=8``; ``None`` keeps
-            the preset's value.
+        **overrides: any :class:`InversionConfig` field, e.g. ``ensemble=8`` or
+            ``refine_steps=50`` (then a DeepInversion refine phase in the same run); ``None``
+            keeps the preset's value.
 
     Returns:
         An :class:`InversionResult`; after Ctrl-C, the partial result with ``interrupted=True``.
@@ -619,27 +575,3 @@ def invert(
         model, targets, preset, seed=seed, device=device, objective=objective, terms=terms, callbacks=callbacks,
         progress=progress, init=init, num_images=num_images, **overrides,
     ).run()
-
-
-class _AfterStages(Callback):
-    """A callback of the whole run, seen from the refinement after the stages: its steps
-    and stage numbers run on from the stages', and only the whole run reports its end."""
-
-    def __init__(self, inner: Callback, stages: int, steps: int, total_steps: int) -> None:
-        self.inner, self.stages, self.steps, self.total_steps = inner, stages, steps, total_steps
-
-    def _forward(self, hook: str, state: StepState) -> None:
-        seen = dataclasses.replace(state, stage=state.stage + self.stages, global_step=state.global_step + self.steps,
-                                   total_steps=self.total_steps)
-        getattr(self.inner, hook)(seen)
-        if seen.stop_requested:
-            state.stop(seen.stop_requested)
-
-    def on_stage_start(self, state: StepState) -> None:
-        self._forward("on_stage_start", state)
-
-    def on_step_end(self, state: StepState) -> None:
-        self._forward("on_step_end", state)
-
-    def on_stage_end(self, state: StepState) -> None:
-        self._forward("on_stage_end", state)

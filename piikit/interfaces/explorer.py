@@ -41,9 +41,6 @@ from piikit.errors import first_line
 from piikit.images import figure_png, image_png
 from piikit.labels import imagenet_classes, label, resolve_class
 from piikit.models import Classifier, available_models, load_model
-from piikit.refinement.config import DEEPINVERSION_PRESETS
-from piikit.refinement.deepinversion import refine
-from piikit.refinement.priors import has_batchnorm
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -100,10 +97,11 @@ def _knobs() -> dict[str, w.ValueWidget]:
         "lr_schedule": _box(w.Dropdown, options=list(LR_SCHEDULES), description="lr schedule"),
         "tv_weight": _box(w.BoundedFloatText, min=0.0, max=1e6, step=1e-4, description="TV weight"),
         "l2_weight": _box(w.BoundedFloatText, min=0.0, max=1e6, step=1e-4, description="L2 weight"),
-        "polish_steps": _box(w.BoundedIntText, min=0, max=100_000, description="polish steps",
+        # the refine phase (DeepInversion from the stages' image, in the same run)
+        "refine_steps": _box(w.BoundedIntText, min=0, max=100_000, description="refine steps",
                              tooltip="then this many steps of DeepInversion's refinement, in the same run (0: none)"),
-        "polish_bn_prior": _box(w.Checkbox, description="polish BN prior", indent=True,
-                                tooltip="the polish matches the BatchNorm statistics (off: TV and L2 only, ~4x cheaper)"),
+        "refine_bn_prior": _box(w.Checkbox, description="refine BN prior", indent=True,
+                                tooltip="match the BatchNorm statistics while refining (off: TV and L2 only, ~4x cheaper)"),
     }
 
 
@@ -111,28 +109,16 @@ def _knobs() -> dict[str, w.ValueWidget]:
 KNOB_GROUPS: dict[str, tuple[str, ...]] = {
     "stages": ("stages", "steps_per_stage", "schedule", "image_size", "border"),
     "augment": ("ensemble", "color_shift", "alpha", "beta", "jitter", "flip", "zoom_jitter", "rotate"),
-    "optimizer": ("param", "lowres_factor", "lr", "lr_schedule", "tv_weight", "l2_weight", "polish_steps",
-                  "polish_bn_prior"),
+    "optimizer": ("param", "lowres_factor", "lr", "lr_schedule", "tv_weight", "l2_weight"),
+    "refine": ("refine_steps", "refine_bn_prior"),
 }
 
 
-def _refine_knobs() -> dict[str, w.ValueWidget]:
-    """DeepInversion's settings worth turning; keys are DeepInversionConfig fields."""
-    return {
-        "steps": _box(w.BoundedIntText, min=1, max=100_000, description="DI steps"),
-        "bn_weight": _box(w.BoundedFloatText, min=0.0, max=1e6, step=1e-3, description="DI BN weight"),
-        "tv_weight": _box(w.BoundedFloatText, min=0.0, max=1e6, step=1e-4, description="DI TV weight"),
-        "init_lr": _box(w.BoundedFloatText, min=1e-6, max=10.0, step=0.005, description="DI lr"),
-    }
-
-
 class _Feed(Callback):
-    """Records every step (loss, target probability, stage) and honours Stop; with
-    ``refresh``, calls it every ``every`` steps (for runs that cannot be chunked)."""
+    """Records every step (loss, target probability, stage) and honours Stop."""
 
-    def __init__(self, stop: threading.Event, refresh: Callable[[StepState], None] | None = None,
-                 every: int = 1) -> None:
-        self.stop, self.refresh, self.every = stop, refresh, every
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
         self.loss: list[torch.Tensor] = []
         self.prob: list[torch.Tensor] = []
         self.stage: list[int] = []
@@ -145,8 +131,6 @@ class _Feed(Callback):
         self.last = state
         if self.stop.is_set():
             state.stop("stopped")
-        elif self.refresh is not None and state.global_step % self.every == 0:
-            self.refresh(state)
 
     def history(self) -> dict[str, torch.Tensor]:
         n = len(self.stage)  # lists grow on the worker thread: read a consistent prefix
@@ -165,7 +149,7 @@ class Explorer(w.VBox):
     Controls: model (offline names, any extra ``models``, or any name for
     :func:`piikit.load_model` typed in), class (type to search, ``"idx: name"`` or a name),
     preset (it fills in the knobs), every :class:`~piikit.InversionConfig` knob that
-    matters, optional DeepInversion refinement (:func:`piikit.refine`) with its weights;
+    matters, including the refine phase (``refine_steps``: DeepInversion in the same run);
     buttons Run, Stop, Score (:meth:`InversionResult.score`) and Save
     (:meth:`InversionResult.save`). Shown: the image being optimized (refreshed every
     ``refresh_s`` seconds), one thumbnail per finished stage, the target-probability and
@@ -213,6 +197,7 @@ class Explorer(w.VBox):
         self._feed = _Feed(self._stop)
         self._started = 0.0
         self._full = 224  # the last stage's image size, for thumbnail widths
+        self._pii_stages = 0  # the stages before the refine phase, for the status line
 
         self.model_box = _box(w.Combobox, options=[*self.models, *available_models()["offline"]], value=str(model),
                              description="model", ensure_option=False)
@@ -222,10 +207,6 @@ class Explorer(w.VBox):
         self.preset = _box(w.Dropdown, options=list(PRESETS), value=preset, description="preset")
         self.seed = _box(w.IntText, value=seed, description="seed")
         self.knobs = _knobs()
-        self.refine_box = w.Checkbox(value=False, description="then refine with DeepInversion", indent=False)
-        self.refine_preset = _box(w.Dropdown, options=list(DEEPINVERSION_PRESETS), value="preview",
-                                 description="DI preset")
-        self.refine_knobs = _refine_knobs()
         self.run_button = w.Button(description="Run", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.score_button = w.Button(description="Score", icon="check", disabled=True,
@@ -244,22 +225,18 @@ class Explorer(w.VBox):
                              **{f"knob-{k}": v for k, v in self.knobs.items()}}.items():
             widget.add_class(f"piikit-{name}")
         self.preset.observe(lambda _c: self._fill(self.knobs, PRESETS[self.preset.value]), names="value")
-        self.refine_preset.observe(
-            lambda _c: self._fill(self.refine_knobs, DEEPINVERSION_PRESETS[self.refine_preset.value]), names="value")
         self._fill(self.knobs, initial)
         # Fields without a knob (micro_batch, image_size, amp ...) still apply to every run.
         self.fixed = {k: v for k, v in overrides.items() if k not in self.knobs}
-        self._fill(self.refine_knobs, DEEPINVERSION_PRESETS[self.refine_preset.value])
         self.run_button.on_click(lambda _b: self.run())
         self.stop_button.on_click(lambda _b: self.stop())
         self.score_button.on_click(lambda _b: self.score())
         self.save_button.on_click(lambda _b: self.save())
 
         # The knobs in tabs, so the panel stays about one screen high; each tab is a group of
-        # InversionConfig fields (KNOB_GROUPS), the last one DeepInversion's.
+        # InversionConfig fields (KNOB_GROUPS).
         tabs = [w.VBox([self.knobs[name] for name in names]) for names in KNOB_GROUPS.values()]
-        tabs.append(w.VBox([self.refine_box, self.refine_preset, *self.refine_knobs.values()]))
-        self.tabs = w.Tab(children=tabs, titles=[*KNOB_GROUPS, "refine"], layout=w.Layout(width="372px"))
+        self.tabs = w.Tab(children=tabs, titles=list(KNOB_GROUPS), layout=w.Layout(width="372px"))
         controls = w.VBox([
             self.model_box, self.class_box, self.preset, self.seed,
             w.HBox([self.run_button, self.stop_button]), self.tabs,
@@ -385,6 +362,7 @@ class Explorer(w.VBox):
         inversion = Inversion(model, target, config, seed=self.seed.value, device=self.device, progress=False,
                               callbacks=[self._feed])
         self._full = inversion.schedule.sizes[-1]
+        self._pii_stages = config.stages
         self.chunk = 1
         while not inversion.done and not self._stop.is_set():
             began = time.perf_counter()
@@ -401,27 +379,8 @@ class Explorer(w.VBox):
             self.chunk = max(1, min(200, int(every / max(per_step, 1e-6))))
         if self.result is not None and self.result.interrupted and self.result.stop_reason is None:
             self.result.stop_reason = "stopped"  # Stop came between two chunks
-        if self.refine_box.value and inversion.done and not self._stop.is_set():
-            self._refine(model)
         if self.result is not None:
             self._refresh(self.result.images, None, final=True)
-
-    def _refine(self, model: Classifier) -> None:
-        assert self.result is not None
-        pii = self.result
-        overrides = {name: wid.value for name, wid in self.refine_knobs.items()}
-        # Models without BatchNorm get TV/L2 only; saying so here beats a warning nobody sees.
-        overrides["bn_prior"] = "auto" if has_batchnorm(model) and overrides["bn_weight"] > 0 else "off"
-        per_step = max((time.perf_counter() - self._started) / max(1, self.steps_done), 1e-6)
-        feed = self._feed
-        feed.refresh = lambda state: self._refresh(state.image.cpu(), None)
-        feed.every = max(1, int(self.refresh_s / per_step))
-        refined = refine(model, init=pii, preset=self.refine_preset.value, seed=self.seed.value,
-                         device=self.device, progress=False, callbacks=[feed], **overrides)
-        feed.refresh = None
-        refined.extra["pii"] = {"steps_done": pii.steps_done, "final_probs": pii.final_probs.tolist()
-                                if pii.final_probs is not None else None}
-        self.result = refined
 
     def _refresh(self, images: torch.Tensor, snapshots: Sequence[torch.Tensor] | None, final: bool = False) -> None:
         """Show the live image, new stage thumbnails, the curve and the status line."""
@@ -441,7 +400,7 @@ class Explorer(w.VBox):
         state, result = self._feed.last, self.result
         if state is None or result is None:
             return "starting …"
-        phase = "DeepInversion" if "deepinversion" in result.extra or self._feed.refresh else "PII"
+        phase = "refine" if state.stage >= self._pii_stages else "PII"
         seconds = time.perf_counter() - self._started
         line = (f"{phase} · stage {state.stage + 1} · step {self.steps_done} · "
                 f"loss {float(state.loss):.3f} · p(target) {float(state.prob[0]):.3f} (augmented) · {seconds:.1f} s")

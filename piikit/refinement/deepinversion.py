@@ -6,10 +6,12 @@ BatchNorm layer's input match the layer's running statistics. PII §5.2 / Fig. 9
 from PII's output instead of noise, DeepInversion keeps PII's layout and semantics and
 adds natural colours and textures.
 
-:func:`refine` runs the same step loop as :func:`piikit.invert` (:class:`piikit.Inversion`)
-with DeepInversion's settings: no ColorShift, an ensemble of 1, jitter and flips, one
-full-size stage, and the priors of :mod:`piikit.refinement.priors` as loss terms. It returns an
-:class:`~piikit.InversionResult`, so showing, saving and scoring work unchanged.
+:func:`refine` runs DeepInversion's phases (:func:`piikit.engine.phases.deepinversion_phases`,
+the same ones a run's refine phase uses: ``InversionConfig.refine_steps``) in the step loop of
+:func:`piikit.invert` (:class:`piikit.Inversion`): no ColorShift, an ensemble of 1, jitter and
+flips, one full-size stage (after a warm-up from noise), and the priors of
+:mod:`piikit.engine.priors` as loss terms. It returns an :class:`~piikit.InversionResult`, so
+showing, saving and scoring work unchanged.
 
 >>> pii = piikit.invert("efficientnet_lite0", ["volcano", "goldfinch"], preset="fast")  # doctest: +SKIP
 >>> refined = refine("efficientnet_lite0", init=pii)  # doctest: +SKIP
@@ -22,16 +24,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from piikit.device import resolve_device
-from piikit.engine.inversion import Callback, Inversion, StepState, as_init_images
-from piikit.models import Classifier, load_model
+from piikit.engine.callbacks import Callback, StepState
+from piikit.engine.deepinversion import DEEPINVERSION_PRESETS, DeepInversionConfig, make_deepinversion_config
+from piikit.engine.inversion import Inversion
 from piikit.engine.objectives import LossTerm
-from piikit.refinement.config import (DEEPINVERSION_PRESETS, DeepInversionConfig, bn_enabled, loop_config,
-                                      make_deepinversion_config, prior_terms)
+from piikit.engine.phases import deepinversion_phases
 from piikit.engine.result import InversionResult
+from piikit.images import as_batch, as_init_images
+from piikit.models import Classifier, load_model
 
 __all__ = ["DeepInversionConfig", "DEEPINVERSION_PRESETS", "refine"]
 
@@ -78,8 +81,8 @@ def refine(
         seed: seeds the loop's generators (jitter, flips, noise); None draws one.
         device: ``"auto"`` or any torch device.
         terms: extra loss terms added to DeepInversion's.
-        callbacks: as for :func:`piikit.invert`; with a warm-up, each phase counts its steps
-            from 0.
+        callbacks: as for :func:`piikit.invert`; a warm-up and the full-size phase are one run
+            (steps and stages counted over both).
         progress: show a progress bar.
         **overrides: any :class:`DeepInversionConfig` field; ``None`` keeps the value.
 
@@ -107,39 +110,12 @@ def refine(
     else:
         images = None if init is None else as_init_images(init)  # arrays, uint8, PNG paths
     if images is not None:
-        if images.ndim == 3:
-            images = images[None]
-        if images.ndim != 4 or images.shape[1] != clf.in_chans:
-            raise ValueError(f"init must be K×{clf.in_chans}×H×W images in [0, 1] (the model's channels), "
-                             f"got shape {tuple(images.shape)}")
+        images = as_batch(images, "init", clf.in_chans, count="K")
     if targets is None:
         raise ValueError("refine needs target classes (targets=..., or a PII result as init)")
-    use_bn = bn_enabled(clf, cfg)
     size = cfg.image_size or clf.input_size[0]
-    # Normalized-input lr → pixel lr (see DeepInversionConfig); a gentler one from an init image.
-    lr = (cfg.lr if images is None else cfg.init_lr) * float(clf.std.mean())
-    warmup = cfg.warmup if cfg.warmup is not None else images is None
-    all_terms = [*prior_terms(clf, cfg, use_bn), *terms]
-    common = dict(seed=seed, device=dev, callbacks=callbacks, progress=progress, terms=all_terms)
-    extra = {"method": "deepinversion", "deepinversion": cfg.to_dict(), "bn_prior_used": use_bn}
-
-    first: InversionResult | None = None
-    if warmup and cfg.warmup_steps > 0 and cfg.warmup_size < size:
-        jitter = round(cfg.jitter * cfg.warmup_size / size)  # the same fraction of the image
-        loop = loop_config(cfg, cfg.warmup_size, cfg.warmup_steps, jitter, lr)
-        first = Inversion(clf, targets, loop, init=images, **common).run()  # type: ignore[arg-type]
-        if first.interrupted:
-            first.extra.update(extra)
-            return first
-        # Published: nearest-neighbour up-sampling from the warm-up size to full size (the
-        # loop's own bilinear resize of init is then the identity).
-        images = F.interpolate(first.images, size=(size, size), mode="nearest")
-        if seed is not None:
-            common["seed"] = seed + 1  # fresh jitter/flip draws for the second phase
-    loop = loop_config(cfg, size, cfg.steps, cfg.jitter, lr)
-    result = Inversion(clf, targets, loop, init=images, **common).run()  # type: ignore[arg-type]
-    if first is not None:
-        result = first.followed_by(result)
-    result.seed = seed
-    result.extra.update(extra)
+    phases = deepinversion_phases(clf, cfg, size, from_image=images is not None)
+    result = Inversion(clf, targets, phases[-1].config, phases=phases, init=images, seed=seed, device=dev,
+                       terms=terms, callbacks=callbacks, progress=progress).run()
+    result.extra.update({"method": "deepinversion", "deepinversion": cfg.to_dict()})
     return result

@@ -1,7 +1,7 @@
 """Image priors: total variation, the L2 image prior and the BatchNorm statistics prior.
 
 Plug-In Inversion needs none of these (PII §3.2: ColorShift makes them unnecessary); they
-are here for DeepInversion (Yin et al. 2020; :mod:`piikit.refinement.deepinversion`) and for the TV
+are here for DeepInversion (Yin et al. 2020; :mod:`piikit.engine.deepinversion`) and for the TV
 ablation of PII Fig. 4 (``invert(..., tv_weight=...)``). Each prior is a
 :class:`~piikit.engine.objectives.LossTerm`: the step loop adds ``weight * value`` to the loss and
 records the unweighted value under the term's ``name`` in the result's history.
