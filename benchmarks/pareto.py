@@ -171,7 +171,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def plot(entries: list[dict[str, Any]], path: Path) -> None:
-    from piikit.interfaces.viz import new_figure
+    from piikit.figures import new_figure
 
     rows = [row(e) for e in entries]
     fig = new_figure(figsize=(11, 4.6))

@@ -51,7 +51,7 @@ import torch
 import piikit
 from piikit.engine.deepinversion import DEEPINVERSION_PRESETS
 from piikit.analysis.evaluate import default_evaluators, summarize
-from piikit.interfaces.viz import image_grid
+from piikit.figures import image_grid
 
 # Six batches of eight; each batch holds 3-4 animals, 2-3 objects, a scene and a food.
 CLASSES = [

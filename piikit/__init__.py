@@ -35,10 +35,10 @@ _EXPORTS: dict[str, str] = {
     "search_classes": "piikit.labels",
     "resolve_device": "piikit.device",
     "available_devices": "piikit.device",
-    "score": "piikit.analysis.evaluate",
-    "predict": "piikit.analysis.evaluate",
+    "score": "piikit.models.scoring",
+    "predict": "piikit.models.scoring",
     "summarize": "piikit.analysis.evaluate",
-    "compare": "piikit.analysis.comparison",
+    "compare": "piikit.interfaces.comparison",
     "attribute": "piikit.analysis.attribution",
     "attribute_compare": "piikit.analysis.attribution",
     "map_agreement": "piikit.analysis.agreement",
@@ -59,7 +59,7 @@ _EXPORTS: dict[str, str] = {
     "StepState": "piikit.engine.callbacks",
     "Callback": "piikit.engine.callbacks",
     "InversionResult": "piikit.engine.result",
-    "Comparison": "piikit.analysis.comparison",
+    "Comparison": "piikit.interfaces.comparison",
     "SweepSummary": "piikit.interfaces.runner",
     "Classifier": "piikit.models.classifier",
     # objectives and loss terms (``invert(objective=..., terms=...)``)
@@ -109,10 +109,10 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from piikit.models.layers import list_layers as list_layers
     from piikit.interfaces.attribution_plots import plot_attributions as plot_attributions
     from piikit.interfaces.attribution_plots import plot_comparison as plot_comparison
-    from piikit.analysis.comparison import Comparison as Comparison
-    from piikit.analysis.comparison import compare as compare
-    from piikit.analysis.evaluate import score as score
-    from piikit.analysis.evaluate import predict as predict
+    from piikit.interfaces.comparison import Comparison as Comparison
+    from piikit.interfaces.comparison import compare as compare
+    from piikit.models.scoring import score as score
+    from piikit.models.scoring import predict as predict
     from piikit.analysis.evaluate import summarize as summarize
     from piikit.device import available_devices as available_devices
     from piikit.device import resolve_device as resolve_device

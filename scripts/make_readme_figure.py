@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import piikit
-from piikit.interfaces.viz import image_grid
+from piikit.figures import image_grid
 
 CLASSES = ["volcano", "goldfinch", "espresso", "jellyfish"]
 PRESETS = ["fast", "clear"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import piikit
-from piikit.analysis.comparison import Comparison, compare
+from piikit.interfaces.comparison import Comparison, compare
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
-"""The package's shape: no import loops among piikit's modules (counting lazy imports inside
-functions and type-only ones), no module reaching into another's ``_private`` names, and no
-side effects or heavy imports when piikit itself is imported."""
+"""The package's shape: its layers import downward only, no import loops among piikit's
+modules (counting lazy imports inside functions and type-only ones), no module reaching into
+another's ``_private`` names, and no side effects or heavy imports when piikit itself is
+imported."""
 
 from __future__ import annotations
 
@@ -91,6 +92,63 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if v not in index:
             visit(v)
     return found
+
+
+#: The layers, lowest first (the README's "The package"): a module may import its own layer and
+#: the ones before it. refinement and analysis are siblings: neither imports the other.
+LAYERS: list[tuple[str, ...]] = [
+    ("piikit.version", "piikit.errors", "piikit.validation", "piikit.labels", "piikit.device", "piikit.images",
+     "piikit.figures"),
+    ("piikit.models",),
+    ("piikit.engine",),
+    ("piikit.refinement", "piikit.analysis"),
+    ("piikit.interfaces",),
+    ("piikit", "piikit.__main__"),  # the public surface and the command's entry point
+]
+
+
+def _layer(module: str) -> tuple[int, str]:
+    """(rank, the layer's name) of a module: its longest matching prefix in LAYERS."""
+    best = None
+    for rank, names in enumerate(LAYERS):
+        for name in names:
+            inside = module == name or (name != "piikit" and module.startswith(name + "."))
+            if inside and (best is None or len(name) > len(best[1])):
+                best = (rank, name)
+    assert best is not None, f"{module} is in no layer: add its package to LAYERS and the README"
+    return best
+
+
+def test_layers_import_downward_only():
+    back = []
+    for module, deps in _graph().items():
+        rank, layer = _layer(module)
+        for dep in sorted(deps):
+            dep_rank, dep_layer = _layer(dep)
+            if dep_rank > rank or (dep_rank == rank and dep_layer != layer and rank == 3):
+                back.append(f"{module} -> {dep}")
+    assert back == [], "imports against the layer order (models -> engine -> refinement/analysis -> interfaces):\n" + \
+        "\n".join(back)
+
+
+def test_the_readme_map_names_every_module_in_its_layer():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    section = readme[readme.index("## The package"):]
+    section = section[: section.index("\n## ")]
+    assert "models -> engine -> refinement/analysis -> interfaces" in section
+    tree = section[section.index("```\npiikit/"):]
+    folder, listed = "", set()
+    for line in tree.splitlines()[1:]:
+        if line.startswith("```"):
+            break
+        name = line.lstrip("│├└─ \u00a0").split(" ", 1)[0]
+        if name.endswith("/"):
+            folder = name
+        elif name.endswith(".py"):
+            listed.add(("" if line.startswith(("├", "└")) else folder) + name)
+    on_disk = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+               if p.name != "__init__.py" or p.parent == PACKAGE}
+    assert listed == on_disk, f"missing from the README map: {sorted(on_disk - listed)}; gone: {sorted(listed - on_disk)}"
 
 
 def test_no_import_loops_among_piikit_modules():

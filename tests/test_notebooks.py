@@ -48,7 +48,7 @@ def test_piikit_figures_have_a_png_representation():
     """The mechanism the notebooks rely on, checked without a kernel."""
     import torch
 
-    from piikit.interfaces.viz import image_grid
+    from piikit.figures import image_grid
 
     fig = image_grid(torch.rand(2, 3, 8, 8), ["a", "b"])
     assert fig._repr_png_().startswith(b"\x89PNG")

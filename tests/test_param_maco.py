@@ -7,7 +7,7 @@ import torch
 
 import piikit
 from piikit.engine.param import NATURAL_SPECTRUM, MacoParam, fit_power_law, make_param
-from piikit.interfaces.viz import with_alpha
+from piikit.figures import with_alpha
 
 TINY = dict(param="maco", stages=2, steps_per_stage=5, ensemble=2, image_size=64, lr=0.2, border="grey")
 

@@ -56,7 +56,7 @@ def _neighbour_differences(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
 def tv_loss(images: torch.Tensor, p: Literal[1, 2] = 2) -> torch.Tensor:
     """The TV *prior*: total variation over four neighbour directions (DeepInversion's
     formulation), a loss to minimise. The TV *metric* that reports an image's noise is
-    :func:`piikit.analysis.evaluate.tv_per_pixel` (a different formula and scale).
+    :func:`piikit.models.scoring.tv_per_pixel` (a different formula and scale).
 
     For each of the four differences d (horizontal, vertical and both diagonals):
 

@@ -93,8 +93,8 @@ class InversionResult:
     def show(self, ncols: int | None = None, alpha: bool = False, **kwargs: Any) -> "Figure":
         """A grid of the images titled with class and final target probability; with
         ``alpha=True`` (``param="maco"`` results) each image fades to white where its
-        transparency map is low (:func:`piikit.interfaces.viz.with_alpha`)."""
-        from piikit.interfaces.viz import image_grid, with_alpha
+        transparency map is low (:func:`piikit.figures.with_alpha`)."""
+        from piikit.figures import image_grid, with_alpha
 
         if not alpha:
             return image_grid(self.images, self.titles(), ncols=ncols, **kwargs)
@@ -126,23 +126,21 @@ class InversionResult:
 
     def filmstrip(self, index: int = 0) -> "Figure":
         """Image ``index`` at the end of each stage."""
-        from piikit.interfaces.viz import filmstrip
+        from piikit.figures import filmstrip
 
         return filmstrip(self.snapshots, index, title=self.labels[index])
 
     def plot_history(self) -> "Figure":
-        from piikit.interfaces.viz import plot_history
+        from piikit.figures import plot_history
 
         return plot_history(self.history, self.labels)
 
     def score(self, evaluators: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
-        """Score the images with other models (see :func:`piikit.analysis.evaluate.score`); the rows
-        are kept in ``scores`` and written by :meth:`save`."""
-        from piikit.analysis.evaluate import score
+        """Score the images with other models (see :func:`piikit.score`); the rows are kept
+        in ``scores`` and written by :meth:`save`."""
+        from piikit.models.scoring import score
 
-        kwargs.setdefault("inverted", self.model_name)
-        self.scores = score(self.images, self.targets, evaluators=evaluators, **kwargs)
-        return self.scores
+        return score(self, evaluators=evaluators, **kwargs)
 
     def metadata(self) -> dict[str, Any]:
         """Everything :meth:`save` writes to JSON besides the images."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from piikit.interfaces.viz import new_figure
+from piikit.figures import new_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -430,8 +430,8 @@ class Explorer(w.VBox):
 
 
 def _curve(history: Mapping[str, torch.Tensor], title: str) -> "Figure":
-    """Target probability (from :func:`piikit.interfaces.viz.plot_history`) with the loss on a twin axis."""
-    from piikit.interfaces.viz import plot_history
+    """Target probability (from :func:`piikit.figures.plot_history`) with the loss on a twin axis."""
+    from piikit.figures import plot_history
 
     figure = plot_history(history, [str(title)])
     ax = figure.axes[0]

@@ -18,7 +18,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from piikit.interfaces.viz import new_figure
+from piikit.figures import new_figure
 
 __all__ = ["plot_matrices", "off_diagonal_mean", "recorded_matrices"]
 

@@ -243,7 +243,7 @@ def contact_sheet(folder: str | Path, size: int = 112) -> Path | None:
     """Draw every finished class in a sweep's model folder into ``contact_sheet.png``,
     titled "idx: name" and the model's target probability; None if there is none."""
     from piikit.images import figure_png, read_png
-    from piikit.interfaces.viz import image_grid
+    from piikit.figures import image_grid
 
     folder = Path(folder)
     metas = sorted(folder.glob("*.result.json"))

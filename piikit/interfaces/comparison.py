@@ -67,7 +67,7 @@ class Comparison:
     def show(self, index: int = 0, ncols: int | None = None, **kwargs: Any) -> "Figure":
         """Target ``index``'s image under every setting, titled with the model's target
         probability and the seconds the run took."""
-        from piikit.interfaces.viz import image_grid
+        from piikit.figures import image_grid
 
         fig = image_grid(list(self.images(index)), self.titles(index), ncols=ncols, **kwargs)
         fig.suptitle(next(iter(self.results.values())).labels[index], fontsize=10)  # the model's own class name
@@ -104,7 +104,7 @@ class Comparison:
 
     def widget(self, index: int = 0, control: str = "toggle") -> "ResultBrowser":
         """A control that flips through the settings' images (needs ipywidgets)."""
-        from piikit.interfaces.viz import image_grid
+        from piikit.figures import image_grid
         from piikit.interfaces.widgets import result_slider
 
         figures = [image_grid([img], [title], size=3.2) for img, title in zip(self.images(index), self.titles(index))]
