@@ -1,1 +1,1 @@
-"""Analysis of inversions: scoring with other models, Captum attributions, model comparison."""
+"""Analysis of inversions: summaries and tables of scores, Captum attributions, attribution agreement, spectra."""

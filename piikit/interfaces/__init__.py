@@ -1,1 +1,1 @@
-"""Interfaces: figures, notebook widgets, the command line and the sweep runner."""
+"""Interfaces: side-by-side comparisons, notebook widgets and the explorer, the command line and the sweep runner."""

@@ -1,1 +1,1 @@
-"""Refinement: image priors (TV, L2, BatchNorm statistics) and DeepInversion's refine()."""
+"""Refinement: refine(), DeepInversion run on its own from a result, images or noise (its phases are the engine's)."""
