@@ -62,13 +62,17 @@ def save_png(image: torch.Tensor, path: str | os.PathLike | Any) -> None:
     Image.fromarray(to_uint8(image)).save(path, format="png")
 
 
-def read_png(path: str | os.PathLike) -> torch.Tensor:
-    """A PNG (or any image PIL reads) as a 3×H×W RGB tensor in [0, 1]."""
+def read_png(path: str | os.PathLike, keep_gray: bool = False) -> torch.Tensor:
+    """A PNG (or any image PIL reads) as a 3×H×W RGB tensor in [0, 1]; with ``keep_gray`` a
+    grayscale file as 1×H×W (as a 1-channel image was saved)."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            array = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+            gray = keep_gray and im.mode in ("L", "I;16", "I")
+            array = np.asarray(im.convert("L" if gray else "RGB"), dtype=np.float32) / 255.0
+            if gray:
+                array = array[..., None]
     except FileNotFoundError:
         raise
     except (OSError, SyntaxError, ValueError) as error:  # not an image, truncated, corrupt

@@ -145,7 +145,7 @@ def test_a_truncated_png_is_named_in_one_line(tmp_path, capsys):
 
 
 def test_scores_are_printed_even_when_result_json_cannot_be_written(tmp_path, capsys, monkeypatch):
-    import piikit.interfaces.sweep_store as store
+    import piikit.engine.result_files as store
 
     _small_result(tmp_path)
 
@@ -157,3 +157,24 @@ def test_scores_are_printed_even_when_result_json_cannot_be_written(tmp_path, ca
     captured = capsys.readouterr()
     assert "00_0001_goldfish.png" in captured.out  # the scores, printed anyway
     assert "could not save the scores into" in captured.err and "Permission denied" in captured.err
+
+
+@pytest.mark.parametrize("name", ["../other/x.png", "/etc/hostname", "link.png"])
+def test_image_names_leading_outside_the_folder_are_refused_before_anything_is_read(tmp_path, capsys, name, monkeypatch):
+    import piikit.engine.result_files as files
+
+    folder = tmp_path / "result"
+    meta_path = _small_result(folder)
+    (tmp_path / "other").mkdir()
+    outside = tmp_path / "other" / "x.png"
+    outside.write_bytes((folder / "00_0001_goldfish.png").read_bytes())
+    (folder / "link.png").symlink_to(outside)
+    meta = json.loads(meta_path.read_text())
+    meta["files"] = [name]
+    meta_path.write_text(json.dumps(meta))
+    before = meta_path.read_text()
+    read = []
+    monkeypatch.setattr(files, "read_images", lambda paths: read.append(paths))
+    err = _one_line_error(["score", str(folder), "--device", "cpu"], capsys)
+    assert "names an image outside its folder" in err and repr(name) in err
+    assert read == [] and meta_path.read_text() == before  # nothing read, nothing written

@@ -17,6 +17,7 @@ import torch
 
 import piikit
 from piikit.errors import WriteFailed
+from piikit.engine import result_files
 from piikit.interfaces import sweep_store
 from piikit.interfaces.cli import main
 
@@ -251,7 +252,7 @@ def test_sweep_temporaries_are_removed_after_a_failed_write(tmp_path, monkeypatc
 
     monkeypatch.setattr(os, "fdopen", failing)
     with pytest.raises(OSError, match="No space left"):
-        sweep_store.write_atomic(tmp_path / "contact_sheet.png", b"png")
+        result_files.write_atomic(tmp_path / "contact_sheet.png", b"png")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -30,6 +30,38 @@ def test_save_writes_one_png_per_target_and_the_full_metadata(result, tmp_path):
     assert len(meta["final_probs"]) == 2 and meta["files"] == [p.name for p in paths]
 
 
+def test_load_reads_back_what_save_wrote(result, tmp_path):
+    result.extra["note"] = {"why": "a round trip"}
+    try:
+        result.save(tmp_path, prefix="batch001_")
+        back = piikit.InversionResult.load(tmp_path / "batch001_result.json")
+    finally:
+        del result.extra["note"]
+    assert torch.allclose(back.images, result.images, atol=0.5 / 255) and back.images.shape == result.images.shape
+    assert back.config == result.config and back.targets == result.targets and back.seed == result.seed
+    assert back.labels == result.labels and back.model_name == result.model_name
+    assert torch.allclose(back.final_probs, result.final_probs, atol=1e-6)
+    assert (back.steps_done, back.interrupted, back.extra["note"]) == (6, False, {"why": "a round trip"})
+    assert back.history == {} and back.snapshots == []  # not saved
+    back.save(tmp_path / "again")  # and what was loaded saves the same images again
+    assert torch.equal(piikit.InversionResult.load(tmp_path / "again").images, back.images)
+    with pytest.raises(FileNotFoundError, match="no result at .*nothing"):
+        piikit.InversionResult.load(tmp_path / "again" / "nothing")
+
+
+def test_load_keeps_a_models_own_class_names_and_the_older_config_names(tmp_path):
+    names = ("zero", "one", "two")
+    own = piikit.InversionResult(images=torch.rand(1, 1, 8, 8), targets=[2], class_names=names,
+                                 config=piikit.make_config("preview"), seed=1, model_name="digits", history={},
+                                 snapshots=[])
+    own.save(tmp_path)
+    meta = json.loads((tmp_path / "result.json").read_text())
+    meta["config"]["polish_steps"] = meta["config"].pop("refine_steps")  # a result saved before the rename
+    (tmp_path / "result.json").write_text(json.dumps(meta))
+    back = piikit.InversionResult.load(tmp_path)
+    assert back.labels == ["2: two"] and back.images.shape == (1, 1, 8, 8) and back.config == own.config
+
+
 def test_show_makes_a_titled_grid(result):
     fig = result.show()
     titled = [ax for ax in fig.axes if ax.get_title()]

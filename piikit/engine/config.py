@@ -133,6 +133,18 @@ class ConfigBase:
         return dataclasses.asdict(self)
 
     @classmethod
+    def from_dict(cls: type[C], values: Mapping[str, Any]) -> C:
+        """A config from :meth:`to_dict`'s output read back from JSON (a saved ``result.json``):
+        lists become tuples again and older field names (:attr:`RENAMED`) their new ones."""
+        values = {cls.RENAMED.get(k, k): v for k, v in values.items()}
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise TypeError(f"unknown {cls.KIND} setting(s) in a saved config: {', '.join(unknown)} "
+                            "(written by a newer piikit?)")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+    @classmethod
     def presets(cls: type[C]) -> Mapping[str, C]:
         """The named configs of this algorithm."""
         raise NotImplementedError

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import os
 import platform
-import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -17,21 +16,20 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from piikit.engine.config import InversionConfig
+from piikit.engine.result_files import (WriteError, image_name, read_images, read_result, result_name,
+                                        write_files)
 from piikit.errors import WriteFailed, first_line
 from piikit.labels import label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["InversionResult", "new_file_mode"]
+__all__ = ["InversionResult"]
 
 
-def new_file_mode() -> int:
-    """The mode a new file gets (0o666 less the umask); temporaries from ``mkstemp`` are
-    0o600 and keep it through the rename unless given this."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+#: What :meth:`InversionResult.metadata` writes besides the result's ``extra`` (and ``files``).
+_SAVED_FIELDS = ("model", "targets", "seed", "config", "final_probs", "interrupted", "stop_reason", "steps_done",
+                 "total_steps", "elapsed_s", "device", "scores", "versions", "files")
 
 
 @dataclass
@@ -192,13 +190,9 @@ class InversionResult:
 
         out = Path(directory)
         paths: list[Path] = []
-        files: dict[Path, bytes | None] = {}  # in writing order; None: JSON, filled in below
+        files: dict[Path, bytes] = {}  # in writing order, result.json last
         for k, (t, img) in enumerate(zip(self.targets, self.images)):
-            if t >= 0:
-                slug = re.sub(r"[^a-z0-9]+", "_", self.class_names[t].split(",")[0].lower()).strip("_")
-                path = out / f"{prefix}{k:02d}_{t:04d}_{slug}.png"
-            else:  # a feature objective's image has no class
-                path = out / f"{prefix}{k:02d}_image.png"
+            path = out / image_name(t, self.class_names, index=k, prefix=prefix)
             files[path] = image_png(img)
             paths.append(path)
             if snapshots and self.snapshots:
@@ -209,37 +203,59 @@ class InversionResult:
                 plt.close(fig)
         meta = self.metadata()
         meta["files"] = [p.name for p in paths]
-        files[out / f"{prefix}result.json"] = json.dumps(meta, indent=2).encode()
-        written: list[tuple[str, Path]] = []
-        renamed: list[Path] = []
-        failed_at = out
+        files[out / result_name(prefix)] = json.dumps(meta, indent=2).encode()
         try:
             out.mkdir(parents=True, exist_ok=True)
-            for path, data in files.items():
-                failed_at = path
-                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=out)
-                written.append((tmp, path))
-                os.fchmod(fd, new_file_mode())
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)  # type: ignore[arg-type]
-                    f.flush()
-                    os.fsync(f.fileno())
-            for tmp, path in written:  # result.json last: its presence marks the result complete
-                failed_at = path
-                os.replace(tmp, path)
-                renamed.append(path)
+            write_files(files)
         except OSError as error:
-            for tmp, _ in written:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-            for path in renamed:  # all or nothing: no PNGs without their result.json
-                with contextlib.suppress(OSError):
-                    path.unlink()
+            failed_at = error.path if isinstance(error, WriteError) else out
             kept = self._keep_unsaved(out, prefix, meta)
             where = (f"the images are kept in {kept} (torch.load it: ['images'], ['metadata'] as JSON)" if kept
                      else "the images could not be kept anywhere either; the result is only in memory")
             raise WriteFailed(f"could not write {failed_at}: {error.strerror or first_line(error)}; {where}") from error
         return paths
+
+    @classmethod
+    def load(cls, path: str | Path) -> InversionResult:
+        """A result that :meth:`save` wrote: ``path`` is its folder (``result.json`` in it) or
+        its JSON file (``batch001_result.json``, a sweep's ``0980_volcano.result.json``).
+
+        The images come back as the PNGs hold them (8 bits: within 1/510 of the saved
+        values), with the config, seed, targets, final probabilities, scores and the other
+        metadata; per-step history, stage snapshots and the transparency map are not saved,
+        so they come back empty. Class names are ImageNet's when the saved labels are
+        ImageNet's, else taken from the labels.
+
+        >>> result = InversionResult.load("out/")  # doctest: +SKIP
+        """
+        from piikit.labels import imagenet_classes
+
+        path = Path(path)
+        meta_path = path / result_name() if path.is_dir() else path
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"no result at {meta_path}: give a folder InversionResult.save (piikit invert "
+                                    "--out DIR) wrote, or its *result.json file")
+        meta, paths, targets = read_result(meta_path)
+        labels = [t.get("label", "") for t in meta["targets"]]
+        names: tuple[str, ...] = imagenet_classes()
+        if any(t >= len(names) or (t >= 0 and label(t, names) != lab) for t, lab in zip(targets, labels)):
+            # Not ImageNet's: the names the labels carry ("idx: name"), empty elsewhere.
+            table = [""] * (max(targets) + 1)
+            for t, lab in zip(targets, labels):
+                if t >= 0:
+                    table[t] = lab.split(": ", 1)[-1]
+            names = tuple(table)
+        config = InversionConfig.from_dict(meta.get("config") or {})
+        probs = meta.get("final_probs")
+        extra = {k: v for k, v in meta.items() if k not in _SAVED_FIELDS}
+        return cls(
+            images=read_images(paths), targets=targets, class_names=names, config=config, seed=meta.get("seed"),
+            model_name=meta.get("model", ""), history={}, snapshots=[],
+            final_probs=None if probs is None else torch.tensor(probs), interrupted=bool(meta.get("interrupted")),
+            stop_reason=meta.get("stop_reason"), steps_done=int(meta.get("steps_done") or 0),
+            elapsed_s=float(meta.get("elapsed_s") or 0.0), device=meta.get("device", "cpu"),
+            scores=meta.get("scores"), extra=extra,
+        )
 
     def _keep_unsaved(self, out: Path, prefix: str, meta: dict[str, Any]) -> Path | None:
         """The images and metadata as one tensor file, beside ``out`` or in the system's

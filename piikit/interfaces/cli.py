@@ -133,61 +133,33 @@ def _writable_directory(path: str) -> Any:
     return out
 
 
-def _read_result_json(meta_path: Any) -> tuple[dict[str, Any], list[str], list[int]]:
-    """A result.json's metadata, image files and target indices, or one line saying what is wrong."""
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{meta_path} is not JSON ({error}); it is not a result piikit saved") from error
-    what = "an object with 'files' (image names) and 'targets' (each with an 'index')"
-    if not isinstance(meta, dict):
-        raise ValueError(f"{meta_path} holds a {type(meta).__name__}, not {what}")
-    files, targets = meta.get("files") or [], meta.get("targets") or []
-    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-        raise ValueError(f"{meta_path}: 'files' must be a list of image file names, got {files!r:.60}")
-    if not isinstance(targets, list) or not all(
-        isinstance(t, dict) and isinstance(t.get("index"), int) and not isinstance(t.get("index"), bool)
-        for t in targets
-    ):
-        raise ValueError(f"{meta_path}: 'targets' must be a list of objects with an integer 'index', "
-                         f"got {targets!r:.60}")
-    return meta, files, [t["index"] for t in targets]
-
-
 def _cmd_score(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import torch
-
     from piikit.analysis.evaluate import default_evaluators, format_scores, score, summarize
-    from piikit.images import read_png
-    from piikit.interfaces.sweep_store import write_atomic
+    from piikit.engine import result_files
     from piikit.validation import check_int
 
     check_int("--batch-size", args.batch_size, low=1)
     directory = Path(args.directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"no directory {str(directory)!r}")
-    metas = sorted(directory.glob("*result.json"))
+    metas = sorted(directory.glob(f"*{result_files.RESULT_FILE}"))
     if not metas:
         raise FileNotFoundError(
             f"no result.json in {str(directory)!r}; `piikit invert --out DIR` (InversionResult.save) writes one"
         )
+    # Every result.json checked (its images beside it) before any image is read or file written.
+    results = [(meta_path, *result_files.read_result(meta_path)) for meta_path in metas]
     all_rows = []
     unsaved: list[str] = []
-    for meta_path in metas:
-        meta, files, targets = _read_result_json(meta_path)
-        if not files or len(files) != len(targets):
-            raise ValueError(f"{meta_path} lists {len(files)} image file(s) for {len(targets)} target(s)")
-        missing = [f for f in files if not (directory / f).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{meta_path} names images that are not in {str(directory)!r}: {', '.join(missing)}")
-        images = torch.stack([read_png(directory / f) for f in files])
+    for meta_path, meta, paths, targets in results:
+        images = result_files.read_images(paths)
         evaluators = args.evaluators or default_evaluators(meta.get("model"))
         rows = score(images, targets, evaluators, device=args.device, batch_size=args.batch_size,
                      resize=args.resize)
         for row in rows:
-            row["file"] = files[row["image"]]
+            row["file"] = paths[row["image"]].name
         all_rows += rows
         if not args.no_save:
             # Replace earlier rows of the same evaluators; keep the others.
@@ -195,7 +167,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             kept = [r for r in meta.get("scores") or [] if isinstance(r, dict) and r.get("evaluator") not in scored_by]
             meta["scores"] = kept + rows
             try:
-                write_atomic(meta_path, json.dumps(meta, indent=2).encode())
+                result_files.write_atomic(meta_path, json.dumps(meta, indent=2).encode())
             except OSError as error:
                 unsaved.append(f"{meta_path} ({error.strerror or error})")
     if args.json:

@@ -47,11 +47,12 @@ from torch import nn
 from piikit.engine.config import DEFAULT_PRESET, InversionConfig, make_config
 from piikit.errors import InversionFailed
 from piikit.engine.inversion import Inversion
+from piikit.engine.result_files import class_stem, slug
 from piikit.labels import resolve_classes
 from piikit.models import Classifier, load_model
 from piikit.interfaces.sweep_store import (
-    MANIFEST_FILE, RUNNING_FILE, FileLock, check_settings, claim, class_stem, clear_leftovers, commit,
-    complete_manifest, contact_sheet, folder_lock, is_finished, settings_of, slug,
+    MANIFEST_FILE, RUNNING_FILE, FileLock, check_settings, claim, clear_leftovers, commit,
+    complete_manifest, contact_sheet, folder_lock, is_finished, settings_of,
 )
 from piikit.interfaces.torchrun import Dist, device_for, rendezvous, shard
 from piikit.validation import check_int

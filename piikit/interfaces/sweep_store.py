@@ -1,5 +1,6 @@
-"""A sweep's folder on disk: settings, one PNG + JSON per class written atomically, the
-manifest, and each model's contact sheet. Layout and resuming rules: :mod:`piikit.interfaces.runner`."""
+"""A sweep's folder on disk: settings, file locks and claims, one result per class, the
+manifest, and each model's contact sheet. Layout and resuming rules: :mod:`piikit.interfaces.runner`;
+the result files themselves (names, atomic writes, reading): :mod:`piikit.engine.result_files`."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ import errno
 import json
 import math
 import os
-import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,11 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 from piikit.engine.config import InversionConfig
-from piikit.engine.result import InversionResult, new_file_mode
+from piikit.engine.result import InversionResult
+from piikit.engine.result_files import image_name, read_result, result_name, write_atomic, write_files
 
 __all__ = [
-    "SETTINGS_FILE", "MANIFEST_FILE", "SHEET_FILE", "LOCK_FILE", "RUNNING_FILE", "CLAIMS_DIR", "slug", "class_stem",
-    "write_atomic", "FileLock", "folder_lock", "claim", "append_line", "read_manifest", "settings_of",
+    "SETTINGS_FILE", "MANIFEST_FILE", "SHEET_FILE", "LOCK_FILE", "RUNNING_FILE", "CLAIMS_DIR", "FileLock", "folder_lock", "claim", "append_line", "read_manifest", "settings_of",
     "recorded_settings", "differences", "check_settings", "is_finished", "one_target", "commit", "contact_sheet",
     "complete_manifest", "clear_leftovers",
 ]
@@ -38,31 +37,6 @@ SHEET_FILE = "contact_sheet.png"
 LOCK_FILE = ".lock"  # held (exclusive) around the settings check and manifest appends
 RUNNING_FILE = ".running"  # held (shared) by every sweep working in the folder
 CLAIMS_DIR = ".claims"  # one lock file per class, held by the process computing it
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower()
-
-
-def class_stem(target: int, class_names: Sequence[str]) -> str:
-    return f"{target:04d}_{slug(class_names[target].split(',')[0])}"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary name beside ``path`` (unique to this process: ``mkstemp``), then
-    rename: readers see all or nothing, and a failed write (disk full) leaves no temporary."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, new_file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # fcntl, not the filelock package: it is the standard library (no new dependency), and its
@@ -194,7 +168,7 @@ def check_settings(out: Path, settings: dict[str, Any], force: bool) -> None:
 
 
 def is_finished(folder: Path, stem: str, settings: dict[str, Any]) -> bool:
-    meta_path = folder / f"{stem}.result.json"
+    meta_path = folder / result_name(f"{stem}.")
     if not meta_path.is_file() or not (folder / f"{stem}.png").is_file():
         return False
     try:
@@ -218,23 +192,24 @@ def one_target(result: InversionResult, k: int, extra: dict[str, Any]) -> Invers
 
 
 def commit(result: InversionResult, folder: Path, batch: int, rank: int, out: Path) -> None:
-    """Save each target of ``result`` as NNNN_name.png + .result.json, then log it (the
-    caller holds each class's :func:`claim`)."""
+    """Save each target of ``result`` as ``NNNN_name.png`` + ``NNNN_name.result.json``, both
+    or neither, then log it (the caller holds each class's :func:`claim`)."""
     from piikit.images import image_png
 
     for k, target in enumerate(result.targets):
-        stem = class_stem(target, result.class_names)
+        png = image_name(target, result.class_names)
+        stem = png.removesuffix(".png")
         one = one_target(result, k, {"sweep": {"batch": batch, "batch_targets": list(result.targets), "rank": rank}})
         meta = one.metadata()
-        meta["files"] = [f"{stem}.png"]
-        write_atomic(folder / f"{stem}.png", image_png(one.images[0]))
+        meta["files"] = [png]
         # The JSON goes last: its presence is what marks the class finished.
-        write_atomic(folder / f"{stem}.result.json", json.dumps(meta, indent=2).encode())
+        write_files({folder / png: image_png(one.images[0]),
+                     folder / result_name(f"{stem}."): json.dumps(meta, indent=2).encode()})
         prob = None if one.final_probs is None else round(float(one.final_probs[0]), 6)
         with folder_lock(out):
             append_line(out / MANIFEST_FILE, {
-                "model": folder.name, "class": target, "label": one.labels[0], "png": f"{folder.name}/{stem}.png",
-                "json": f"{folder.name}/{stem}.result.json", "final_prob": prob, "rank": rank,
+                "model": folder.name, "class": target, "label": one.labels[0], "png": f"{folder.name}/{png}",
+                "json": f"{folder.name}/{result_name(f'{stem}.')}", "final_prob": prob, "rank": rank,
                 "pid": os.getpid(), "seconds": round(result.elapsed_s / len(result.targets), 3),
             })
 
@@ -246,13 +221,13 @@ def contact_sheet(folder: str | Path, size: int = 112) -> Path | None:
     from piikit.figures import image_grid
 
     folder = Path(folder)
-    metas = sorted(folder.glob("*.result.json"))
+    metas = sorted(folder.glob(f"*.{result_name()}"))
     if not metas:
         return None
     images, titles = [], []
     for meta_path in metas:
-        meta = json.loads(meta_path.read_text())
-        image = read_png(folder / meta["files"][0])
+        meta, paths, _ = read_result(meta_path)
+        image = read_png(paths[0])
         if image.shape[-1] > size:  # a thousand full-size images would not fit in one figure
             image = torch.nn.functional.interpolate(image[None], size=(size, size), mode="area")[0]
         images.append(image)
@@ -273,11 +248,11 @@ def complete_manifest(out: Path, folders: Sequence[str]) -> list[int]:
         records, bad = read_manifest(path)
         logged = {r["json"] for r in records}
         for name in folders:
-            for meta_path in sorted((out / name).glob("*.result.json")):
+            for meta_path in sorted((out / name).glob(f"*.{result_name()}")):
                 key = f"{name}/{meta_path.name}"
                 if key in logged:
                     continue
-                held = claim(out, name, meta_path.name.removesuffix(".result.json"))
+                held = claim(out, name, meta_path.name.removesuffix(f".{result_name()}"))
                 if held is None:
                     continue  # its process is still committing it
                 try:
