@@ -19,7 +19,8 @@ from typing import Any, Literal, get_args, get_origin
 
 from piikit.errors import InvalidValueError
 
-__all__ = ["check_int", "check_float", "check_bool", "check_field", "check_fields", "class_index_like", "check_targets"]
+__all__ = ["check_int", "check_float", "check_bool", "check_field", "check_fields", "field_types", "admits_none",
+           "choices_of", "class_index_like", "check_targets"]
 
 
 def _show(value: Any) -> str:
@@ -141,6 +142,28 @@ def _describe(annotation: Any) -> str:
 @lru_cache(maxsize=None)
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """A dataclass's fields and their annotations, resolved (what :func:`check_fields` checks against)."""
+    import dataclasses
+
+    hints = _hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def admits_none(annotation: Any) -> bool:
+    """Whether None is itself a value of this type (``int | None``): then None sets it, not "keep"."""
+    return get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in get_args(annotation)
+
+
+def choices_of(annotation: Any) -> tuple[str, ...]:
+    """The strings a ``Literal`` (alone or in a union) allows; () for other types."""
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        return tuple(x for a in get_args(annotation) for x in choices_of(a))
+    return ()
 
 
 def check_fields(obj: Any, kind: str = "") -> dict[str, Any]:

@@ -69,3 +69,27 @@ def test_the_command_tunes_glibc_malloc_and_is_a_no_op_elsewhere(monkeypatch):
     monkeypatch.setattr(cli, "tune_malloc", lambda: calls.append(1) or True)
     cli.set_process_defaults()
     assert calls == [1]
+
+
+def test_every_config_field_has_a_flag_made_from_it_and_flags_not_given_keep_the_preset():
+    import dataclasses
+
+    import piikit
+    from piikit.interfaces.cli import _config_overrides, build_parser
+
+    parser = build_parser()
+    fields = [f.name for f in dataclasses.fields(piikit.InversionConfig)]
+    for command in ("invert", "sweep"):
+        args = parser.parse_args([command, "--class", "1"] if command == "invert" else [command])
+        assert _config_overrides(args) == {}  # nothing given: the preset decides everything
+    args = parser.parse_args(["invert", *(f"--{f.replace('_', '-')}" for f in ("amp",)), "--no-color-shift",
+                              "--refine-steps", "5", "--betas", "0.5,0.9", "--schedule", "zoom",
+                              "--micro-batch", "auto", "--image-size", "none", "--set", "rotate=3"])
+    given = _config_overrides(args)
+    config = piikit.make_config("fast", **given)
+    assert (config.amp, config.color_shift, config.refine_steps, config.betas, config.schedule) == (
+        True, False, 5, (0.5, 0.9), "zoom")
+    assert (config.micro_batch, config.image_size, config.rotate) == ("auto", None, 3)
+    helps = {a.dest: a.help for a in parser._subparsers._group_actions[0].choices["invert"]._actions}
+    docs = piikit.InversionConfig.field_docs()
+    assert all(helps[f] == docs[f].replace("%", "%%") and docs[f] for f in fields)  # one description per setting

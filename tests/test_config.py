@@ -102,3 +102,15 @@ def test_both_configs_check_every_field_from_its_annotation():
             make(flip=float("nan"))
     with pytest.raises(InvalidValueError, match="steps must be a whole number, got 10.5"):
         DeepInversionConfig(steps=10.5)
+
+
+def test_none_keeps_a_value_except_where_none_is_the_fields_own_value():
+    from piikit.engine.deepinversion import DeepInversionConfig
+    from piikit.errors import InvalidValueError
+
+    fast = make_config("fast")
+    assert fast.micro_batch == 4 and make_config("fast", lr=None).lr == fast.lr
+    assert make_config("fast", micro_batch=None).micro_batch is None  # all at once, not "keep"
+    assert make_config("fast", image_size=64).replace(image_size=None).image_size is None  # the model's own
+    with pytest.raises(InvalidValueError, match="warmup_steps must be a whole number >= 0, got -1"):
+        DeepInversionConfig(warmup_steps=-1)  # DeepInversion's config checks through piikit.validation too

@@ -188,3 +188,13 @@ def test_the_public_surface_resolves_and_every_module_is_in_a_package():
         assert getattr(piikit, name) is not None
     for path in PACKAGE.rglob("*.py"):
         assert (path.parent / "__init__.py").exists(), f"{path} is outside a package"
+
+
+def test_the_lazy_exports_and_the_type_checking_imports_name_the_same_things():
+    import piikit
+
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    block = next(node for node in tree.body if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING")
+    typed = {alias.asname or alias.name: node.module for node in block.body if isinstance(node, ast.ImportFrom)
+             for alias in node.names}
+    assert typed == piikit._EXPORTS

@@ -50,6 +50,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -58,7 +60,7 @@ from typing import Any, ClassVar, Literal, TypeVar, get_args
 from piikit.engine.param import ParamKind
 from piikit.engine.schedule import BorderFill, ScheduleMode
 from piikit.errors import user_stacklevel
-from piikit.validation import check_fields, check_float, check_int
+from piikit.validation import admits_none, check_fields, check_float, check_int, field_types
 
 __all__ = ["ConfigBase", "InversionConfig", "PRESETS", "DEFAULT_PRESET", "LR_SCHEDULES", "make_config"]
 
@@ -85,7 +87,7 @@ class ConfigBase:
     #: overrides and ``--set``), with a DeprecationWarning, for one release.
     RENAMED: ClassVar[Mapping[str, str]] = {}
 
-    image_size: int | None = None  # None: the model's own input size (224 for most ImageNet models)
+    image_size: int | None = None  # the final image's side in px; None ("none" on the command line): the model's own input size (224 for most ImageNet models)
     jitter: int = 32  # a random roll of up to this many px per axis
     flip: float = 0.0  # probability of a horizontal flip per step
     lr: float = 0.01  # Adam's learning rate
@@ -112,8 +114,11 @@ class ConfigBase:
         check_float("lowres_factor", self.lowres_factor, low=0.0, high=1.0, low_open=True)
 
     def replace(self: C, **overrides: Any) -> C:
-        """A copy with some fields changed; ``None`` values mean "keep"; a misspelt field
-        fails with the closest names."""
+        """A copy with some fields changed; a misspelt field fails with the closest names.
+
+        Leave a field out to keep its value. ``None`` keeps it too, except for the fields
+        where None is a value of its own (``image_size``: the model's own size,
+        ``micro_batch``: all at once), which it sets."""
         for old, new in self.RENAMED.items():
             if old in overrides:
                 _renamed(old, new)
@@ -126,11 +131,27 @@ class ConfigBase:
             hints = [f"{k} (did you mean {', '.join(difflib.get_close_matches(k, fields, n=2)) or '?'})"
                      for k in unknown]
             raise TypeError(f"unknown {self.KIND} setting(s): {'; '.join(hints)}")
-        changes = {k: v for k, v in overrides.items() if v is not None}
+        # None keeps the value, except where None is a value of the field itself (image_size:
+        # the model's own size; micro_batch: all at once): there it sets it.
+        types = field_types(type(self))
+        changes = {k: v for k, v in overrides.items() if v is not None or admits_none(types[k])}
         return dataclasses.replace(self, **changes) if changes else self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def field_docs(cls) -> dict[str, str]:
+        """Each field's comment in its class body (what it does, the paper's value), by name:
+        the one place a setting is described, read by the command's flags and the explorer."""
+        docs: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            if isinstance(klass, type) and issubclass(klass, ConfigBase):
+                for line in inspect.getsource(klass).splitlines():
+                    match = re.match(r"    ([a-z_]\w*): [^#]*?  # (.*)$", line)
+                    if match:
+                        docs[match[1]] = match[2].strip()
+        return {f.name: docs.get(f.name, "") for f in dataclasses.fields(cls)}
 
     @classmethod
     def from_dict(cls: type[C], values: Mapping[str, Any]) -> C:
@@ -151,7 +172,7 @@ class ConfigBase:
 
     @classmethod
     def make(cls: type[C], preset: str | C, **overrides: Any) -> C:
-        """A preset by name, or a config, with overrides (``None`` keeps the value)."""
+        """A preset by name, or a config, with overrides (``None`` keeps the value, except where it is the field's own value: :meth:`replace`)."""
         if isinstance(preset, cls):
             base = preset
         elif isinstance(preset, str) and preset in cls.presets():
@@ -177,12 +198,12 @@ class InversionConfig(ConfigBase):
     """
 
     # Stages (PII §3.1): the image grows from 2/8 to 8/8 of image_size over 7 stages.
-    stages: int = 7  # paper: 7
-    steps_per_stage: int = 400  # paper: 400
-    schedule: ScheduleMode = "zoom+center"  # paper: zoom + centering
+    stages: int = 7  # how many times the image grows, from 2/8 to 8/8 of image_size; paper: 7
+    steps_per_stage: int = 400  # Adam steps per stage (fresh optimizer and lr decay each); paper: 400
+    schedule: ScheduleMode = "zoom+center"  # how the image grows between stages; paper: zoom + centering
 
     # Augmentations (PII §3, §3.2, §3.3); jitter (32 px) and flip (off) are in ConfigBase.
-    color_shift: bool = True  # paper: on
+    color_shift: bool = True  # ColorShift each copy (random per-channel shift and scale); paper: on
     alpha: float = 1.0  # ColorShift mean range U(-alpha, alpha); paper: 1.0
     beta: float = 1.0  # ColorShift log-scale range U(-beta, beta); paper: 1.0
     ensemble: int = 32  # ColorShifted copies per image; paper: the largest that fits, up to 32
@@ -270,7 +291,9 @@ def make_config(preset: str | InversionConfig = DEFAULT_PRESET, **overrides: Any
 
     >>> make_config("paper").steps_per_stage
     400
-    >>> make_config("paper", ensemble=8, lr=None).ensemble  # None keeps the preset's value
-    8
+    >>> make_config("paper", ensemble=8, lr=None).lr  # None keeps the preset's value
+    0.01
+    >>> make_config("paper", image_size=None).image_size is None  # ... but None is image_size's own value
+    True
     """
     return InversionConfig.make(preset, **overrides)

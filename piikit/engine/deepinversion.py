@@ -12,11 +12,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, get_args
+from typing import Any, ClassVar, Literal
 
 from piikit.engine.config import ConfigBase, InversionConfig
 from piikit.engine.objectives import LossTerm
 from piikit.errors import UnsupportedModelError, user_stacklevel
+from piikit.validation import check_float, check_int
 from piikit.models import Classifier
 from piikit.engine.priors import BatchNormPrior, L2Prior, TotalVariation, has_batchnorm
 
@@ -24,7 +25,6 @@ __all__ = ["DeepInversionConfig", "DEEPINVERSION_PRESETS", "make_deepinversion_c
            "prior_terms", "loop_config"]
 
 BNPriorMode = Literal["auto", "required", "off"]
-BN_PRIOR_MODES: tuple[str, ...] = get_args(BNPriorMode)
 
 
 @dataclass(frozen=True)
@@ -100,18 +100,13 @@ class DeepInversionConfig(ConfigBase):
     KIND: ClassVar[str] = "DeepInversion"
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        weights = (self.bn_weight, self.first_bn_multiplier, self.tv_weight, self.tv_l1_weight, self.l2_weight)
-        if any(w < 0 for w in weights):
-            raise ValueError("prior weights and first_bn_multiplier must be >= 0")
-        if self.bn_prior not in BN_PRIOR_MODES:
-            raise ValueError(f"bn_prior must be one of {', '.join(BN_PRIOR_MODES)}, got {self.bn_prior!r}")
-        if self.steps < 1 or self.warmup_steps < 0:
-            raise ValueError(f"need steps >= 1 and warmup_steps >= 0, got {self.steps}, {self.warmup_steps}")
-        if self.warmup_size < 8:
-            raise ValueError("warmup_size must be >= 8")
-        if self.init_lr <= 0:
-            raise ValueError("init_lr must be > 0")
+        super().__post_init__()  # the types of every field, then the shared ranges
+        for name in ("bn_weight", "first_bn_multiplier", "tv_weight", "tv_l1_weight", "l2_weight"):
+            check_float(name, getattr(self, name), low=0.0)
+        check_int("steps", self.steps, low=1)
+        check_int("warmup_steps", self.warmup_steps, low=0)
+        check_int("warmup_size", self.warmup_size, low=8)
+        check_float("init_lr", self.init_lr, low=0.0, low_open=True)
 
     @property
     def total_steps(self) -> int:

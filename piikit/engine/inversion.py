@@ -558,8 +558,9 @@ def invert(
             clamped with a warning, NaN/inf refused.
         num_images: how many images a feature objective makes when ``targets`` is None.
         **overrides: any :class:`InversionConfig` field, e.g. ``ensemble=8`` or
-            ``refine_steps=50`` (then a DeepInversion refine phase in the same run); ``None``
-            keeps the preset's value.
+            ``refine_steps=50`` (then a DeepInversion refine phase in the same run); a field
+            left out keeps the preset's value, as does ``None`` except for ``image_size`` and
+            ``micro_batch``, where None is a value (the model's own size; all at once).
 
     Returns:
         An :class:`InversionResult`; after Ctrl-C, the partial result with ``interrupted=True``.

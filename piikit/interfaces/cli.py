@@ -23,19 +23,35 @@ __all__ = ["main"]
 
 
 def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line: ``--set KEY=VALUE`` first, then each config
+    field's own flag (a flag not given keeps the preset's value)."""
+    from piikit.engine.config import InversionConfig
+
     overrides: dict[str, Any] = {}
     for item in args.set or []:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
-        try:
-            overrides[key.strip().replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key.strip().replace("-", "_")] = value
-    for key in ("ensemble", "steps_per_stage", "stages", "image_size", "micro_batch", "lr", "schedule", "jitter"):
-        if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
+        overrides[key.strip().replace("-", "_")] = _setting_value(value)
+    overrides.update({name: getattr(args, name) for name in InversionConfig.field_docs() if hasattr(args, name)})
     return overrides
+
+
+def _setting_value(text: str) -> Any:
+    """A setting's value as typed: JSON (``4``, ``0.1``, ``true``, ``[0.5, 0.9]``), numbers
+    separated by commas (``0.5,0.9``), ``none`` for None, else the text itself (``auto``, ``fourier``); the config checks it against the field's type."""
+    if text.strip().lower() in ("none", "null"):
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    if "," in text:  # 0.5,0.99
+        try:
+            return [json.loads(part) for part in text.split(",")]
+        except json.JSONDecodeError:
+            pass
+    return text
 
 
 def _read_class_lines(path: str) -> list[str]:
@@ -212,27 +228,35 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _micro_batch(value: str) -> int | str:
-    return value if value == "auto" else int(value)
-
-
 def _add_setting_args(parser: argparse.ArgumentParser) -> None:
-    """Preset, seed, device, the config fields with flags of their own, and ``--set`` for any field."""
-    from piikit.engine.config import DEFAULT_PRESET, PRESETS
-    from piikit.engine.schedule import SCHEDULE_MODES
+    """Preset, seed, device, a flag for every :class:`~piikit.InversionConfig` field (made from
+    the field: its type, its choices, its comment as the help), and ``--set`` for any field."""
+    from piikit.engine.config import DEFAULT_PRESET, PRESETS, InversionConfig
+    from piikit.validation import choices_of, field_types
 
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--ensemble", type=int)
-    parser.add_argument("--steps-per-stage", dest="steps_per_stage", type=int)
-    parser.add_argument("--stages", type=int)
-    parser.add_argument("--image-size", dest="image_size", type=int)
-    parser.add_argument("--micro-batch", dest="micro_batch", type=_micro_batch, help="samples per forward pass, or auto")
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--jitter", type=int)
-    parser.add_argument("--schedule", choices=SCHEDULE_MODES)
+    settings = parser.add_argument_group("settings", "each InversionConfig field; a flag not given keeps the "
+                                         "preset's value")
+    types = field_types(InversionConfig)
+    for name, doc in InversionConfig.field_docs().items():
+        flag, annotation = "--" + name.replace("_", "-"), types[name]
+        common: dict[str, Any] = dict(dest=name, default=argparse.SUPPRESS, help=doc.replace("%", "%%"))
+        if annotation is bool:
+            settings.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+        elif choices_of(annotation) and not _takes_numbers(annotation):
+            settings.add_argument(flag, choices=choices_of(annotation), **common)
+        else:
+            settings.add_argument(flag, type=_setting_value, metavar=name.upper(), **common)
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="any config field, e.g. --set amp=true")
+
+
+def _takes_numbers(annotation: Any) -> bool:
+    """Whether a field's type admits numbers besides its choices (micro_batch: a count or "auto")."""
+    import typing
+
+    return any(a in (int, float) for a in typing.get_args(annotation))
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:

@@ -19,7 +19,6 @@ explorer only passes a callback that records each step and honours Stop.
 """
 from __future__ import annotations
 
-import dataclasses
 import html
 import threading
 import time
@@ -69,8 +68,9 @@ def _knobs() -> dict[str, w.ValueWidget]:
 
     Left out on purpose: Adam's ``betas`` and the speed settings (``micro_batch``, ``amp``,
     ``channels_last``, ``fold_bn``), which change only rounding; pass them to :func:`explore` instead.
+    A knob without a tooltip of its own shows its field's comment (:meth:`InversionConfig.field_docs`).
     """
-    return {
+    knobs = {
         # the schedule (PII §3.1)
         "stages": _box(w.IntSlider, min=1, max=10, description="stages"),
         "steps_per_stage": _box(w.BoundedIntText, min=1, max=100_000, description="steps / stage"),
@@ -103,6 +103,10 @@ def _knobs() -> dict[str, w.ValueWidget]:
         "refine_bn_prior": _box(w.Checkbox, description="refine BN prior", indent=True,
                                 tooltip="match the BatchNorm statistics while refining (off: TV and L2 only, ~4x cheaper)"),
     }
+    docs = InversionConfig.field_docs()
+    for name, knob in knobs.items():
+        knob.tooltip = knob.tooltip or docs[name]
+    return knobs
 
 
 #: The knobs' tabs in the panel, by title: every key of :func:`_knobs` once.
@@ -263,10 +267,8 @@ class Explorer(w.VBox):
     def config(self) -> InversionConfig:
         """The inversion config the knobs describe (raises on an invalid combination)."""
         values = {name: wid.value for name, wid in self.knobs.items()}
-        size = values.pop("image_size")
-        config = make_config(self.preset.value, **self.fixed, **values)
-        # 0 is the model's own size (None), which make_config would read as "keep the preset's".
-        return dataclasses.replace(config, image_size=size or None)
+        values["image_size"] = values["image_size"] or None  # the dropdown's 0: the model's own size
+        return make_config(self.preset.value, **self.fixed, **values)
 
     @property
     def running(self) -> bool:

@@ -84,7 +84,7 @@ def refine(
         callbacks: as for :func:`piikit.invert`; a warm-up and the full-size phase are one run
             (steps and stages counted over both).
         progress: show a progress bar.
-        **overrides: any :class:`DeepInversionConfig` field; ``None`` keeps the value.
+        **overrides: any :class:`DeepInversionConfig` field; ``None`` keeps the value (except image_size and warmup, where None is a value: see :meth:`~piikit.engine.config.ConfigBase.replace`).
 
     Returns:
         An :class:`~piikit.InversionResult` with the history of every term (``"tv"``,
