@@ -17,7 +17,7 @@ Levers:
 ``channels_last``
     channels-last memory format of the model and the inputs;
 ``malloc``
-    glibc kept from returning freed memory to the kernel (``piikit.interfaces.cli.tune_malloc``,
+    glibc kept from returning freed memory to the kernel (``piikit.interfaces.process.tune_malloc``,
     which the ``piikit`` command applies at start);
 ``micro_batch``
     one forward pass for all images x copies instead of passes of the preset's
@@ -57,7 +57,7 @@ def one_run(args: argparse.Namespace) -> None:
     import torch
 
     import piikit
-    from piikit.interfaces.cli import tune_malloc
+    from piikit.interfaces.process import tune_malloc
 
     torch.set_num_threads(args.threads)
     overrides: dict[str, Any] = json.loads(args.overrides)

@@ -60,14 +60,14 @@ def test_the_console_script_is_installed():
 def test_the_command_tunes_glibc_malloc_and_is_a_no_op_elsewhere(monkeypatch):
     import platform
 
-    from piikit.interfaces import cli
+    from piikit.interfaces import process
 
-    assert cli.tune_malloc() is (platform.libc_ver()[0] == "glibc")
+    assert process.tune_malloc() is (platform.libc_ver()[0] == "glibc")
     monkeypatch.setattr(platform, "libc_ver", lambda: ("", ""))
-    assert cli.tune_malloc() is False
+    assert process.tune_malloc() is False
     calls = []
-    monkeypatch.setattr(cli, "tune_malloc", lambda: calls.append(1) or True)
-    cli.set_process_defaults()
+    monkeypatch.setattr(process, "tune_malloc", lambda: calls.append(1) or True)
+    process.set_process_defaults()
     assert calls == [1]
 
 

@@ -58,7 +58,8 @@ def test_shards_are_disjoint_and_cover_the_work(world):
 
 
 def test_ranks_sharing_a_cpu_split_its_cores():
-    from piikit.interfaces.torchrun import Dist, configure_process, device_for
+    from piikit.interfaces.process import configure_process
+    from piikit.interfaces.torchrun import Dist, device_for
 
     before = torch.get_num_threads()
     try:
@@ -66,7 +67,7 @@ def test_ranks_sharing_a_cpu_split_its_cores():
         device = device_for("cpu", dist)
         assert device == torch.device("cpu")
         assert torch.get_num_threads() == before  # choosing a device changes nothing
-        configure_process(device, dist)
+        configure_process(device, dist.local_world_size)
         assert torch.get_num_threads() == max(1, len(os.sched_getaffinity(0)) // 2)
     finally:
         torch.set_num_threads(before)

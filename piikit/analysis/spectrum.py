@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from piikit.images import as_batch
+
 __all__ = ["radial_spectrum", "pairwise_distance"]
 
 
@@ -26,11 +28,7 @@ def radial_spectrum(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     Returns ``(frequency, power)``: frequencies in cycles per pixel from 1/side up to 0.5
     (``side // 2`` rings, the zero frequency left out) and the mean power on each ring.
     """
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4:
-        raise ValueError(f"images must be N×C×H×W, got {tuple(images.shape)}")
-    x = images.float()
+    x = as_batch(images).float()
     x = x - x.mean(dim=(-2, -1), keepdim=True)
     h, w = x.shape[-2:]
     power = torch.fft.fft2(x).abs().pow(2).mean(dim=(0, 1)) / (h * w)

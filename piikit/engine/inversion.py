@@ -155,9 +155,7 @@ class Inversion:
         self._target_tensor = torch.tensor(self.targets, device=self.device)
         self._has_targets = self.targets[0] >= 0
         self._init = None if init is None else checked_init(init, len(self.targets), self.model.in_chans)
-        # MaCo's transparency map: the absolute gradient of the loss with respect to the
-        # image the model sees, summed over steps (K×1×s×s; None for other parameterizations).
-        self._alpha: torch.Tensor | None = None
+        self._transparency: torch.Tensor | None = None  # an earlier phase's (MaCo's) transparency map
         self.stage = -1  # over the whole run
         self.global_step = 0
         self.image: torch.Tensor | None = None
@@ -185,6 +183,8 @@ class Inversion:
         and generators (seeded ``seed + index``); its first stage starts from the previous
         phase's final image."""
         self._carry = None if self.image is None else self._view().detach().clamp(0, 1)
+        if self.image is not None and self.param.transparency() is not None:
+            self._transparency = self.param.transparency()
         self.phase_index = index
         self.phase = phase = self.phases[index]
         self.loop = cfg = phase.config
@@ -241,19 +241,10 @@ class Inversion:
         self.image = self.param.encode(image).requires_grad_(True)
         self._last_good = self.image.detach().clone()
         cfg = self.loop
-        if cfg.param == "maco":
-            self._grow_alpha()
+        self.param.start_stage(len(self.targets), self._view().shape[-1], self.device,
+                               lambda earlier: self.schedule.grow(earlier, local, border="black"))
         self.optimizer = torch.optim.Adam([self.image], lr=cfg.lr, betas=cfg.betas)
         self._call("on_stage_start", self._state(None, None, {}, cfg.lr))
-
-    def _grow_alpha(self) -> None:
-        """Carry the transparency map into the new stage the way the image grows (its new
-        border starts at 0: no gradient has reached it yet)."""
-        size = self._view().shape[-1]
-        if self._alpha is None:
-            self._alpha = torch.zeros(len(self.targets), 1, size, size, device=self.device)
-        elif self._alpha.shape[-1] != size:
-            self._alpha = self.schedule.grow(self._alpha, self.stage - self._stage0, border="black")
 
     def _end_stage(self) -> None:
         self.snapshots.append(self._view().detach().cpu())
@@ -280,8 +271,7 @@ class Inversion:
         self.optimizer.zero_grad(set_to_none=True)
 
         view = self._view()
-        tracks_alpha = self._alpha is not None and cfg.param == "maco"
-        if tracks_alpha:
+        if self.param.watches_gradient:
             view.retain_grad()
         shifted = self.flip(self.jitter(view, generator=self.host_rng), generator=self.host_rng)
         n = k * e
@@ -321,8 +311,8 @@ class Inversion:
             if self._has_targets:
                 p = logits.detach().float().softmax(-1).gather(1, batch.targets[:, None]).view(-1)
                 prob.index_add_(0, owner, p / e)
-        if tracks_alpha and view.grad is not None:
-            self._alpha += view.grad.abs().sum(1, keepdim=True)
+        if self.param.watches_gradient and view.grad is not None:
+            self.param.observe(view.grad)
         self.optimizer.step()
         if self.param.clamp:
             with torch.no_grad():
@@ -479,13 +469,6 @@ class Inversion:
                 raise
             return None
 
-    def _alpha_map(self) -> torch.Tensor | None:
-        """The transparency map scaled to [0, 1] by its maximum per image, on the CPU."""
-        if self._alpha is None:
-            return None
-        peak = self._alpha.amax((1, 2, 3), keepdim=True).clamp_min(torch.finfo(self._alpha.dtype).tiny)
-        return (self._alpha / peak).cpu()
-
     def result(self) -> InversionResult:
         """The result so far (the full result once :attr:`done`)."""
         self._flush_history()
@@ -500,10 +483,15 @@ class Inversion:
         return InversionResult(
             images=images, targets=list(self.targets), class_names=self.model.class_names, config=self.config,
             seed=self.seed, model_name=self.model.name, history=history, snapshots=list(self.snapshots),
-            final_probs=probs, alpha=self._alpha_map(), interrupted=not self.done,
+            final_probs=probs, alpha=self._transparency_map(), interrupted=not self.done,
             stop_reason=self.stop_reason if not self.done else None,
             steps_done=self.global_step, elapsed_s=self.elapsed_s, device=str(self.device), extra=self._extra(),
         )
+
+    def _transparency_map(self) -> torch.Tensor | None:
+        """The transparency map of this phase's parameterization, else an earlier phase's."""
+        current = self.param.transparency() if self.image is not None else None
+        return current if current is not None else self._transparency
 
     def _extra(self) -> dict[str, Any]:
         """What the result records of its phases: with a DeepInversion phase, whether its

@@ -39,6 +39,7 @@ only encodes and decodes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, get_args
 
 import torch
@@ -95,10 +96,13 @@ class Parameterization:
     """Pixels ↔ optimized parameters. Subclasses define :meth:`encode` and :meth:`decode`.
 
     ``clamp`` says whether the loop must clamp the parameters to [0, 1] after each step
-    (only meaningful when the parameters *are* pixels).
+    (only meaningful when the parameters *are* pixels). ``watches_gradient``: whether the
+    loop should hand :meth:`observe` the gradient that reaches the image the model sees
+    (MaCo's transparency map is made of it).
     """
 
     clamp: bool = False
+    watches_gradient: bool = False
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """The parameters whose :meth:`decode` gives ``pixels`` (K×3×h×w in [0, 1])."""
@@ -107,6 +111,19 @@ class Parameterization:
     def decode(self, params: torch.Tensor) -> torch.Tensor:
         """K×3×h×w pixels in [0, 1] from the parameters (differentiable)."""
         raise NotImplementedError
+
+    def start_stage(self, k: int, size: int, device: torch.device,
+                    grow: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """A new stage begins with K images of ``size`` px; ``grow`` carries a K×1×s×s map
+        of the last stage into it the way the image grows. Nothing to do for most."""
+
+    def observe(self, gradient: torch.Tensor) -> None:
+        """After a step's backward pass (``watches_gradient`` only): the K×C×s×s gradient of
+        the loss with respect to the image the model sees."""
+
+    def transparency(self) -> torch.Tensor | None:
+        """K×1×S×S in [0, 1]: where the model looked (MaCo), or None."""
+        return None
 
 
 class PixelParam(Parameterization):
@@ -242,17 +259,42 @@ class MacoParam(Parameterization):
     natural magnitude, which is what MaCo can represent); the DC term's phase (0 or π)
     gives each colour axis a brighter or darker mean.
 
+    MaCo's transparency map is kept here too: the absolute gradient of the loss with respect
+    to the image the model sees, summed over channels and steps (K×1×s×s), carried into each
+    new stage the way the image grows (its new border starts at 0: no gradient has reached
+    it yet), and scaled to [0, 1] by its maximum per image (:meth:`transparency`).
+
     >>> p = MacoParam()
     >>> phase = p.encode(torch.rand(2, 3, 56, 56))
     >>> tuple(phase.shape), tuple(p.decode(phase).shape)
     ((2, 3, 56, 29), (2, 3, 56, 56))
     """
 
+    watches_gradient = True
+
     def __init__(self, spectrum: tuple[tuple[float, ...], tuple[float, ...]] = NATURAL_SPECTRUM,
                  eps: float = 1e-3) -> None:
         self.exponents, self.scales = (tuple(float(v) for v in part) for part in spectrum)
         self.eps = float(eps)  # pixels are kept this far inside (0, 1) so the logit stays finite
         self._cache: dict[tuple[int, int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}  # (size, channels, device)
+        self.alpha: torch.Tensor | None = None  # the summed absolute gradient, K×1×s×s
+
+    def start_stage(self, k: int, size: int, device: torch.device,
+                    grow: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        if self.alpha is None:
+            self.alpha = torch.zeros(k, 1, size, size, device=device)
+        elif self.alpha.shape[-1] != size:
+            self.alpha = grow(self.alpha)
+
+    def observe(self, gradient: torch.Tensor) -> None:
+        assert self.alpha is not None, "start_stage comes first"
+        self.alpha += gradient.abs().sum(1, keepdim=True)
+
+    def transparency(self) -> torch.Tensor | None:
+        if self.alpha is None:
+            return None
+        peak = self.alpha.amax((1, 2, 3), keepdim=True).clamp_min(torch.finfo(self.alpha.dtype).tiny)
+        return (self.alpha / peak).cpu()
 
     def magnitude(self, size: int, channels: int, device: torch.device) -> torch.Tensor:
         """The fixed C×size×(size//2+1) magnitude of a square ``size`` image."""

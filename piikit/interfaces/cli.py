@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+from piikit.interfaces.process import set_process_defaults
 
 __all__ = ["main"]
 
@@ -347,48 +348,6 @@ def build_parser() -> argparse.ArgumentParser:
     mod.add_argument("--all", action="store_true")
     mod.set_defaults(run=_cmd_models)
     return parser
-
-
-def set_process_defaults() -> None:
-    """The command's process-wide settings, made before torch loads (never by the library).
-
-    Idle OpenMP threads that spin make two torch processes on the same cores (a notebook next
-    to a ``piikit`` run) several times slower than sharing fairly; sleeping threads do not
-    (``benchmarks/shared_cpu.py``). OpenMP reads ``OMP_WAIT_POLICY`` once, when torch loads;
-    a value you set yourself wins.
-    """
-    if "torch" not in sys.modules:
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    tune_malloc()
-
-
-# glibc's mallopt parameters (malloc.h) and the values the command sets: the largest mmap
-# threshold glibc accepts on 64-bit (HEAP_MAX_SIZE / 2), and a trim threshold and top pad large
-# enough that the heap keeps a step's activations between steps.
-_MALLOPT = {"M_TRIM_THRESHOLD": (-1, 1 << 30), "M_TOP_PAD": (-2, 64 << 20), "M_MMAP_THRESHOLD": (-3, 32 << 20)}
-
-
-def tune_malloc() -> bool:
-    """Keep freed memory in glibc's heap instead of handing it back to the kernel at once.
-
-    Each step allocates and frees the same activation tensors (tens of MB); by default glibc
-    serves blocks that large with fresh ``mmap`` calls (or trims the heap when they are
-    freed), so every step pays page faults to zero new pages: system time. Raising the mmap
-    threshold, the trim threshold and the top pad (what the ``MALLOC_*_`` environment
-    variables do at start) through ``mallopt`` at run time keeps those pages: measured in
-    ``docs/benchmarks.md`` ("Process levers"). A no-op returning False where the C library
-    is not glibc (macOS, Windows, musl) or a value is refused.
-    """
-    import ctypes
-    import platform
-
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return all(mallopt(param, value) == 1 for param, value in _MALLOPT.values())
 
 
 def _one_line_warnings() -> None:

@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 
+from piikit.interfaces.process import configure_process
 from piikit.device import resolve_device
 from piikit.errors import first_line
 
-__all__ = ["Dist", "shard", "device_for", "configure_process", "rendezvous", "runner_process", "sigterm_as_interrupt",
+__all__ = ["Dist", "shard", "device_for", "rendezvous", "runner_process", "sigterm_as_interrupt",
            "Signals"]
 
 
@@ -66,17 +67,6 @@ def device_for(request: str | torch.device | None, dist: Dist) -> torch.device:
     return device
 
 
-def configure_process(device: torch.device, dist: Dist) -> None:
-    """The runner's process-wide settings (the ``piikit sweep`` command makes them, a library
-    call of :func:`sweep` does not): the current CUDA device, and each CPU rank's share of the cores."""
-    if device.type == "cuda" and device.index is not None:
-        torch.cuda.set_device(device)  # what nccl and bare .cuda() calls in user models use
-    elif device.type == "cpu" and dist.local_world_size > 1:
-        # torchrun sets OMP_NUM_THREADS=1; ranks sharing a CPU split its cores instead.
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        torch.set_num_threads(max(1, cores // dist.local_world_size))
-
-
 def rendezvous(dist: Dist, timeout_s: float | None = None) -> None:
     """Check that this torchrun job's other processes are there, in bounded time
     (``PIIKIT_RENDEZVOUS_TIMEOUT`` seconds, 300 by default): a ``WORLD_SIZE``/``RANK`` left in
@@ -120,7 +110,7 @@ def runner_process(device: str | torch.device | None = "auto") -> Iterator[Signa
     script torchrun starts): the CUDA device and CPU share of this rank, and SIGTERM (how
     torchrun stops workers) raised as Ctrl-C while the block runs, so finished classes are kept."""
     dist = Dist.from_env()
-    configure_process(device_for(device, dist), dist)
+    configure_process(device_for(device, dist), dist.local_world_size)
     with sigterm_as_interrupt() as caught:
         yield caught
 
