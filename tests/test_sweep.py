@@ -236,3 +236,15 @@ def test_sweep_as_a_library_call_changes_no_process_setting(tiny_resnet, tmp_pat
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # a CPU rank sharing its cores: the command would split them
     piikit.sweep(tiny_resnet, [1], "preview", tmp_path / "runs", device="cpu", progress=False, sheets=False, **TINY)
     assert calls == []
+
+
+def test_a_folder_recorded_before_polish_steps_was_renamed_has_the_same_settings():
+    from piikit.interfaces.sweep_store import differences, settings_of
+
+    now = settings_of(piikit.make_config("quick"), seed=0, batch=1)
+    before = json.loads(json.dumps(now))
+    before["config"]["polish_steps"] = before["config"].pop("refine_steps")
+    before["config"]["polish_bn_prior"] = before["config"].pop("refine_bn_prior")
+    assert differences(before, now) == []
+    before["config"]["polish_steps"] = 7
+    assert differences(before, now) == ["refine_steps 7 -> 50"]

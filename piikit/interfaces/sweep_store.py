@@ -141,7 +141,10 @@ def recorded_settings(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    flat_old = {**old.get("config", {}), "seed": old.get("seed"), "batch": old.get("batch")}
+    # A folder made before a field was renamed records its old name: the same setting.
+    renamed = InversionConfig.RENAMED
+    flat_old = {**{renamed.get(k, k): v for k, v in old.get("config", {}).items()},
+                "seed": old.get("seed"), "batch": old.get("batch")}
     flat_new = {**new["config"], "seed": new["seed"], "batch": new["batch"]}
     return [f"{k} {flat_old.get(k)!r} -> {flat_new.get(k)!r}" for k in flat_new if flat_old.get(k) != flat_new.get(k)]
 
