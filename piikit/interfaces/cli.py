@@ -47,6 +47,10 @@ def _setting_value(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         pass
+    try:
+        return float(text)  # inf, nan: numbers JSON does not spell (the config refuses them in one line)
+    except ValueError:
+        pass
     if "," in text:  # 0.5,0.99
         try:
             return [json.loads(part) for part in text.split(",")]
