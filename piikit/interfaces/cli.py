@@ -405,11 +405,19 @@ def _one_line_warnings() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as stop:  # before a run started (importing torch, loading a model): nothing to save
+        print(f"piikit: {str(stop) or 'interrupted before any work was done'}", file=sys.stderr)
+        return getattr(stop, "exit_code", 130)  # 143 for SIGTERM (torchrun.Terminated)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     set_process_defaults()
     _one_line_warnings()
     from piikit.errors import PiikitError, WriteFailed
 
-    parser = build_parser()
+    parser = build_parser()  # imports torch (the presets' choices)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -424,9 +432,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{error.filename}: " if error.filename else ""
         print(f"piikit: error: {where}{error.strerror or error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # before a run started (loading a model): nothing to save
-        print("piikit: interrupted before any work was done", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":
