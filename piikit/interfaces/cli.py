@@ -115,7 +115,8 @@ def _cmd_invert(args: argparse.Namespace) -> int:
 
 
 def _writable_directory(path: str) -> Any:
-    """``--out`` as a directory that exists and takes files, checked before the run."""
+    """``--out`` as a directory that takes files, checked before the run; folders the check
+    creates are removed again (saving creates them), so a failed run leaves nothing."""
     import tempfile
     from pathlib import Path
 
@@ -124,12 +125,19 @@ def _writable_directory(path: str) -> Any:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {path} is an existing file; give a directory (it is created if missing)")
+    created = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
     try:
         out.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out).close()
     except (OSError, ValueError) as e:
         reason = getattr(e, "strerror", None) or str(e)
         raise ValueError(f"--out {path} cannot be written to ({reason}); give a writable directory") from e
+    finally:
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:  # not created after all, or someone else's files arrived
+                break
     return out
 
 
