@@ -36,9 +36,10 @@ def _free_port() -> int:
 def _stale_env(bound: float = 300, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("TORCHELASTIC_RUN_ID", "SLURM_PROCID",
                                                             "OMPI_COMM_WORLD_RANK", "PMI_RANK")}
-    return dict(env, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", PYTHONUNBUFFERED="1",
-                WORLD_SIZE="2", RANK="1", LOCAL_RANK="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
-                PIIKIT_RENDEZVOUS_TIMEOUT=str(bound), **extra)
+    env.update(PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", PYTHONUNBUFFERED="1",
+               WORLD_SIZE="2", RANK="1", LOCAL_RANK="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
+               PIIKIT_RENDEZVOUS_TIMEOUT=str(bound))
+    return {**env, **extra}
 
 
 def _start_waiting(out: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, float]:
@@ -132,3 +133,11 @@ def test_ctrl_c_while_torch_imports_is_one_line(tmp_path, library):
     assert proc.returncode == 130, err
     assert err == "piikit: interrupted before any work was done\n"
     assert not (tmp_path / "X").exists()
+
+
+def test_a_rendezvous_that_fails_at_once_says_why(monkeypatch):
+    for name, value in _stale_env(TORCHELASTIC_RUN_ID="job", MASTER_PORT="abc").items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=r"joining the job's other processes at 127.0.0.1:abc failed \(.*'abc'\); "
+                                         r"start it with torchrun, or unset WORLD_SIZE"):
+        rendezvous(Dist(rank=1, world_size=2), timeout_s=60)
