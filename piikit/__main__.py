@@ -2,6 +2,10 @@
 
 import sys
 
-from piikit.interfaces.cli import main
+try:  # Ctrl-C this early gets the command's one line too, not a traceback
+    from piikit.interfaces.cli import main
+except KeyboardInterrupt:
+    print("piikit: interrupted before any work was done", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

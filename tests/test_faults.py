@@ -143,6 +143,7 @@ def test_a_stale_world_size_fails_in_bounded_time_with_a_message(tmp_path, monke
 
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", "29731")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job")  # as torchrun sets it: no warning about a missing launcher
     started = time.monotonic()
     with pytest.raises(ValueError, match="rank 1 of 2 by WORLD_SIZE/RANK.*unset WORLD_SIZE, RANK"):
         rendezvous(Dist(rank=1, world_size=2), timeout_s=2)
@@ -267,6 +268,7 @@ def test_a_stale_torchrun_environment_fails_the_command_in_one_line(tmp_path, mo
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", "29733")
     monkeypatch.setenv("PIIKIT_RENDEZVOUS_TIMEOUT", "2")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job")  # as torchrun sets it: no warning about a missing launcher
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "did not join at 127.0.0.1:29733 within 2 s" in err and "\n" not in err

@@ -45,7 +45,8 @@ import contextlib
 import difflib
 import numbers
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Union
 
 import torch
@@ -68,8 +69,7 @@ __all__ = [
     "default_layer",
 ]
 
-#: Method names :func:`attribute` accepts (aliases such as ``"ig"`` or ``"grad-cam"`` too).
-METHODS = ("saliency", "integrated_gradients", "input_x_gradient", "occlusion", "gradcam")
+# Other spellings of the method names (METHODS, the table's keys, is below the methods).
 _ALIASES = {
     "ig": "integrated_gradients",
     "integratedgradients": "integrated_gradients",
@@ -268,40 +268,49 @@ def attribute(
     if layer is not None and name != "gradcam":
         raise ValueError(f"layer= applies to Grad-CAM only, not to {name}")
     with _classifier(model) as clf:
+        if images.shape[1] != clf.in_chans:
+            raise ValueError(f"{clf.name} takes {clf.in_chans}-channel images, but the images have "
+                             f"{images.shape[1]} channel(s) (shape {tuple(images.shape)})")
         device = module_device(clf)
         x = images.detach().to(device=device, dtype=torch.float32).clone()
-        captum_target = _targets(target, len(x), clf, x)
-        if name == "gradcam":
-            attr = _gradcam(clf, x, captum_target, layer, kwargs)
-        else:
-            attr = _input_attribution(clf, name, x, captum_target, kwargs)
+        attr = _METHODS[name](clf, x, _targets(target, len(x), clf, x), layer, kwargs)
     if isinstance(attr, tuple):  # return_convergence_delta=True: Captum's (attributions, delta)
         return tuple(a.detach().to(images.device) for a in attr)  # type: ignore[return-value]
     attr = attr.detach().to(images.device)
     return attr[0] if single else attr
 
 
-def _input_attribution(clf: Classifier, name: str, x: torch.Tensor, target: Any, kwargs: dict[str, Any]) -> Any:
-    from captum.attr import InputXGradient, IntegratedGradients, Occlusion, Saliency
+def _mean_image(clf: Classifier, x: torch.Tensor) -> torch.Tensor:
+    """The model's normalization mean as an image: the baseline that is 0 in its input space."""
+    return clf.mean.to(x.device).expand_as(x)
 
-    mean_image = clf.mean.to(x.device).expand_as(x)
-    if name != "occlusion":
-        x.requires_grad_(True)  # Captum would set it too, with a warning
-    if name == "saliency":
-        return Saliency(clf).attribute(x, target=target, **kwargs)
-    if name == "input_x_gradient":
-        return InputXGradient(clf).attribute(x, target=target, **kwargs)
-    if name == "integrated_gradients":
-        kwargs.setdefault("baselines", mean_image)
-        kwargs.setdefault("internal_batch_size", 32)
-        return IntegratedGradients(clf).attribute(x, target=target, **kwargs)
-    # occlusion
+
+def _integrated_gradients_defaults(clf: Classifier, x: torch.Tensor) -> dict[str, Any]:
+    return {"baselines": _mean_image(clf, x), "internal_batch_size": 32}
+
+
+def _occlusion_defaults(clf: Classifier, x: torch.Tensor) -> dict[str, Any]:
     side = max(1, min(x.shape[-2:]) // 8)
-    kwargs.setdefault("sliding_window_shapes", (x.shape[1], side, side))
-    kwargs.setdefault("strides", max(1, side // 2))
-    kwargs.setdefault("baselines", mean_image)
-    kwargs.setdefault("perturbations_per_eval", 8)
-    return Occlusion(clf).attribute(x, target=target, **kwargs)
+    return {"sliding_window_shapes": (x.shape[1], side, side), "strides": max(1, side // 2),
+            "baselines": _mean_image(clf, x), "perturbations_per_eval": 8}
+
+
+@dataclass(frozen=True)
+class _InputMethod:
+    """A Captum algorithm on the classifier's forward function, with piikit's defaults."""
+
+    algorithm: str  # its class in captum.attr
+    defaults: Callable[[Classifier, torch.Tensor], dict[str, Any]] | None = None
+    gradient: bool = True  # it differentiates with respect to the input
+
+    def __call__(self, clf: Classifier, x: torch.Tensor, target: Any, layer: None, kwargs: dict[str, Any]) -> Any:
+        import captum.attr
+
+        if self.gradient:
+            x.requires_grad_(True)  # Captum would set it too, with a warning
+        for key, value in (self.defaults(clf, x) if self.defaults else {}).items():
+            kwargs.setdefault(key, value)
+        return getattr(captum.attr, self.algorithm)(clf).attribute(x, target=target, **kwargs)
 
 
 def _gradcam(clf: Classifier, x: torch.Tensor, target: Any, layer: str | nn.Module | None,
@@ -348,6 +357,18 @@ def _gradcam(clf: Classifier, x: torch.Tensor, target: Any, layer: str | nn.Modu
         )
     cam = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
     return cam.expand(-1, x.shape[1], -1, -1).contiguous()
+
+
+# method name -> how it runs: (classifier, images, Captum target, Grad-CAM layer, keywords) -> attributions.
+_METHODS: dict[str, Callable[[Classifier, torch.Tensor, Any, Any, dict[str, Any]], Any]] = {
+    "saliency": _InputMethod("Saliency"),
+    "integrated_gradients": _InputMethod("IntegratedGradients", _integrated_gradients_defaults),
+    "input_x_gradient": _InputMethod("InputXGradient"),
+    "occlusion": _InputMethod("Occlusion", _occlusion_defaults, gradient=False),
+    "gradcam": _gradcam,
+}
+#: Method names :func:`attribute` accepts (aliases such as ``"ig"`` or ``"grad-cam"`` too).
+METHODS = tuple(_METHODS)
 
 
 def _model_names(models: Sequence[ModelLike] | Mapping[str, ModelLike]) -> dict[str, ModelLike]:

@@ -128,9 +128,10 @@ class ConfigBase:
         fields = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - fields)
         if unknown:
-            hints = [f"{k} (did you mean {', '.join(difflib.get_close_matches(k, fields, n=2)) or '?'})"
-                     for k in unknown]
-            raise TypeError(f"unknown {self.KIND} setting(s): {'; '.join(hints)}")
+            close = {k: difflib.get_close_matches(k, fields, n=2) for k in unknown}
+            hints = [f"{k} (did you mean {', '.join(close[k])}?)" if close[k] else k for k in unknown]
+            listing = "" if all(close.values()) else f"; the settings are {', '.join(sorted(fields))}"
+            raise TypeError(f"unknown {self.KIND} setting(s): {'; '.join(hints)}{listing}")
         # None keeps the value, except where None is a value of the field itself (image_size:
         # the model's own size; micro_batch: all at once): there it sets it.
         types = field_types(type(self))

@@ -136,7 +136,8 @@ def _cmd_invert(args: argparse.Namespace) -> int:
 
 
 def _writable_directory(path: str) -> Any:
-    """``--out`` as a directory that exists and takes files, checked before the run."""
+    """``--out`` as a directory that takes files, checked before the run; folders the check
+    creates are removed again (saving creates them), so a failed run leaves nothing."""
     import tempfile
     from pathlib import Path
 
@@ -145,12 +146,19 @@ def _writable_directory(path: str) -> Any:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {path} is an existing file; give a directory (it is created if missing)")
+    created = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
     try:
         out.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out).close()
     except (OSError, ValueError) as e:
         reason = getattr(e, "strerror", None) or str(e)
         raise ValueError(f"--out {path} cannot be written to ({reason}); give a writable directory") from e
+    finally:
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:  # not created after all, or someone else's files arrived
+                break
     return out
 
 
@@ -364,11 +372,19 @@ def _one_line_warnings() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt as stop:  # before a run started (importing torch, loading a model): nothing to save
+        print(f"piikit: {str(stop) or 'interrupted before any work was done'}", file=sys.stderr)
+        return getattr(stop, "exit_code", 130)  # 143 for SIGTERM (torchrun.Terminated)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     set_process_defaults()
     _one_line_warnings()
     from piikit.errors import PiikitError, WriteFailed
 
-    parser = build_parser()
+    parser = build_parser()  # imports torch (the presets' choices)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -383,9 +399,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{error.filename}: " if error.filename else ""
         print(f"piikit: error: {where}{error.strerror or error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # before a run started (loading a model): nothing to save
-        print("piikit: interrupted before any work was done", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":

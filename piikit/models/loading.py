@@ -282,6 +282,7 @@ def _load_named(
     if checkpoint is None and (os.path.isfile(spec) or spec.endswith((".pt", ".pth", ".safetensors", ".bin"))):
         return _load_checkpoint_only(spec, trust_pickle)
     source, _, name = spec.rpartition(":")
+    _refuse_a_path(spec, source)
     if source not in ("", "timm", "torchvision", "tv"):
         raise UnknownModelError(f"unknown model source {source!r} in {spec!r}; use 'timm:NAME' or 'torchvision:NAME'")
     import timm
@@ -306,6 +307,22 @@ def _load_named(
     if checkpoint is not None:
         load_into(net, read_state_dict(checkpoint), checkpoint)
     return net, name, _module_config(net)
+
+
+_MODEL_FILES = (".pt", ".pth", ".safetensors", ".bin")
+
+
+def _refuse_a_path(spec: str, source: str) -> None:
+    """A folder, or a path that does not exist, as ``model``: say so, and what would load."""
+    names = "or a model name (list them with `piikit models`)"
+    if os.path.isdir(spec):
+        found = sorted(str(f) for f in Path(spec).iterdir() if f.suffix in _MODEL_FILES and f.is_file())
+        files = f"a model file in it ({', '.join(found[:3])}{', ...' if len(found) > 3 else ''})" if found else (
+            f"a model file ({', '.join(_MODEL_FILES)}; it has none)")
+        raise UnknownModelError(f"{spec!r} is a folder, not a model; give {files}, {names}")
+    if source == "" and (spec.startswith((".", "~")) or "/" in spec or os.sep in spec):
+        raise UnknownModelError(f"{spec!r}: no such file or folder; give a model file that exists "
+                                f"({', '.join(_MODEL_FILES)}), {names}")
 
 
 def _load_offline(name: str, model_kwargs: dict[str, Any]) -> nn.Module:
