@@ -16,12 +16,13 @@ import torch
 import torch.nn.functional as F
 
 from piikit.models import Classifier
+from piikit.models.scoring import as_evaluator as as_evaluator
 from piikit.models.scoring import default_evaluators as default_evaluators
 from piikit.models.scoring import predict as predict
 from piikit.models.scoring import score as score
 from piikit.models.scoring import tv_per_pixel as tv_per_pixel
 
-__all__ = ["score", "predict", "summarize", "cross_matrix", "format_scores", "tv_per_pixel", "region_contrast", "default_evaluators"]
+__all__ = ["score", "predict", "summarize", "cross_matrix", "format_scores", "tv_per_pixel", "region_contrast", "default_evaluators", "as_evaluator"]
 
 
 def region_contrast(images: torch.Tensor, mask: torch.Tensor, ring: int = 2) -> torch.Tensor:
