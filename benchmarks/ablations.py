@@ -79,10 +79,10 @@ METRICS = ("top1", "top5", "prob", "tv")
 
 #: Base name -> (description, preset).
 BASES: dict[str, tuple[str, str]] = {
-    "pixels": ("the paper's pixel PII at the fast budget (224 px, 7 x 64 steps, e = 4)", "fast"),
+    "pixels": ("the paper's pixel PII at the fast budget (224 px, 7 x 64 steps, e = 4; BatchNorm folded)", "fast"),
     "readable": ("the readable base: quick (Fourier image, 4 x 48 steps, e = 3, TV 0.1, 50-step polish)", "quick"),
     # Only on a GPU (benchmarks/ablations_gpu.py): no condition lists it, so the CPU plan skips it.
-    "paper": ("the paper's own budget: pixels, 7 x 400 steps, e = 32", "paper"),
+    "paper": ("the paper's own budget: pixels, 7 x 400 steps, e = 32 (BatchNorm folded)", "paper"),
 }
 
 TV_WEIGHTS = (0.01, 0.1, 1.0)
@@ -153,8 +153,8 @@ def condition_config(base: str, condition: str, size: int = 224) -> piikit.Inver
     """The config of a condition on a base (at ``size`` px)."""
     overrides = dict(CONDITIONS[condition][1])
     # BatchNorm folded into the convolutions changes only rounding and saves a sixth of the
-    # CPU time (quick has it already; the paper's budget runs on a GPU).
-    base_config = piikit.make_config(BASES[base][1], image_size=size, fold_bn=True if base != "paper" else None)
+    # time (quick has it already).
+    base_config = piikit.make_config(BASES[base][1], image_size=size, fold_bn=True)
     if overrides.pop("equal_work", False):
         target = work(base_config, size) - base_config.polish_steps
         per_stage = target / (base_config.stages * base_config.ensemble)
@@ -246,7 +246,7 @@ def format_tables(report: dict[str, Any]) -> str:
         lines.append(f"\n{base}: {BASES[base][0]}; {len(report['classes'])} classes (draw seed "
                      f"{report['draw_seed']}); mean [95% CI over classes]; diff to base (paired, 95% CI over classes)")
         cols = [(ev, m) for ev in evs for m in ("top1", "top5", "prob")] + [("tv", "tv")]
-        head = "  ".join(f"{ev.replace('efficientnet_', '')[:5]} {m:<4}" + " " * 26 for ev, m in cols)
+        head = "  ".join(f"{'TV' if m == 'tv' else ev.replace('efficientnet_', '')[:5] + ' ' + m:<36}" for ev, m in cols)
         lines.append(f"{'condition':<30} {'seeds':<6} {'work':>5}  {head}")
         for condition, entry in rows.items():
             cells = []

@@ -11,26 +11,33 @@ in one :func:`piikit.invert` call per cell; seed 0. Lite1 and Lite2 score the im
 ``thumbs/paper/CONDITION/seed0.jpg``).
 
 Does it fit 8 minutes of an H200? What was measured there (``benchmarks/results/
-gpu_check_h200.txt``): the ``paper`` preset took 44 ms a step for 4 targets x 32 copies (128
-samples, averaged over the stages' 56-224 px), and ``clear`` 65 ms a step for 8 targets x 4
-copies (32 samples): four times fewer samples were not faster, so a step of Lite0 there costs
-the launch of its few hundred kernels, not arithmetic. One cell is 7 x 400 = 2,800 steps:
+gpu_check_h200.txt``, ``docs/benchmarks.md``): the ``paper`` preset took 44 ms a step for 4
+targets x 32 copies in one pass (128 samples; the stages' 56-224 px images are on average 0.45
+of a full-size one), and ``quick`` 64 ms a step for 32 samples in 4 passes of 8 (about 16 ms a
+pass): a pass costs ~15 ms of kernel launches whatever its size, the 128 samples ~30 ms more.
+One cell is 7 x 400 = 2,800 steps:
 
-* one after another: 8 cells x 2,800 steps x 44 ms = 986 s (16 min): does not fit;
-* so ``--jobs`` (4) cells run at once, in separate processes (the machine has 16 CPU
-  cores to launch kernels), each taking the next cell when it finishes, ColorShift-on cells
-  first. While launch-bound, 4 at once take about what one takes: 2 rounds x 2,800 x
-  ~50 ms (a little more with four processes sharing the GPU) = about 280 s;
-* if the GPU were arithmetic-bound instead: the grid is 4 classes x 32 copies x 2,800 steps
-  x (4 staged cells x 0.45 of a full-size pass + 4 full-size cells) = 2.1 M full-size
-  forward + input-gradient passes of about 0.8 GFLOP each, 1.7 PFLOP: 140-280 s at the
-  6-12 TFLOP/s an H200 reaches on this depthwise-heavy network in fp32.
+* zoom + centering and zoom only (staged): 2,800 x 44 ms = 123 s;
+* centering only and neither (the model sees 224 px at every step): if the 30 ms grows with
+  the pixels, 15 + 30 / 0.45 = 82 ms a step, 230 s;
+* the grid, one cell after another: 4 x 123 + 4 x 230 = 1,412 s (24 min): it does not fit.
 
-Either way it should end in about 5 minutes; to be sure, every cell stops at
-``--budget-s`` (450 s) after the start, is scored as it is and recorded with
-``"interrupted": true`` and the steps it did, so the script always ends within 8 minutes.
+So the cells run in order of what they answer: zoom + centering (the base every paired
+difference needs), neither, zoom only, centering only, then the ColorShift-off row;
+``--jobs`` (2) at a time, each in its own process: where a step is launch-bound the two
+fill each other's gaps (up to twice the throughput), where it is arithmetic-bound they share
+the GPU and take as long as one after the other. BatchNorm is folded into the convolutions
+(``fold_bn``, rounding only: one kernel fewer per layer; 1.2-1.7x on a CPU, not yet measured
+on a GPU). Expected in 450 s: zoom + centering, neither and zoom only (476 s of one-at-a-time
+work at the estimates above, less if the pair overlaps). No cell starts in the last
+``START_MARGIN_S`` (60 s); a cell still running at ``--budget-s`` (450 s) stops, is scored as it
+is and is recorded with ``"interrupted": true`` and the steps it did, so a call ends within 8
+minutes. A rerun skips finished cells and redoes interrupted ones: two 8-minute calls (two
+sessions with a GPU, or one with 15 minutes) complete the grid.
 
     python benchmarks/ablations_gpu.py                                  # on the GPU machine
+    timeout 480 python benchmarks/ablations_gpu.py --out $OUT/ablations_gpu   # on a lent machine: then copy the
+                                                                        # folder to piikit/data/ablations_gpu
     python benchmarks/ablations_gpu.py --device cpu --steps 2 --ensemble 2 --size 32 --out /tmp/g   # a CPU check
     python benchmarks/ablations.py --table --out piikit/data/ablations_gpu                          # the table
 """
@@ -59,9 +66,10 @@ from ablations import (N_CLASSES, DRAW_SEED, condition_config, draw_classes, for
                        machine, run_unit, summarize, unit_key, write_atomic)
 
 BASE = "paper"
-#: Fig. 6's cells, the ColorShift-on row first.
-CELLS = ["base", "zoom_only", "center_only", "no_zoom_center",
-         "no_colorshift", "zoom_only_no_colorshift", "center_only_no_colorshift", "no_zoom_center_no_colorshift"]
+#: Fig. 6's cells in the order they run (see the module docstring).
+CELLS = ["base", "no_zoom_center", "zoom_only", "center_only",
+         "no_colorshift", "no_zoom_center_no_colorshift", "zoom_only_no_colorshift", "center_only_no_colorshift"]
+START_MARGIN_S = 60.0
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "piikit" / "data" / "ablations_gpu"
 SEED = 0
 
@@ -94,12 +102,21 @@ def open_report(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def pending(report: dict[str, Any], cells: list[str]) -> list[str]:
+    """The cells not run yet, or stopped by a deadline."""
+    units = report["units"]
+    return [c for c in cells if unit_key(BASE, c, SEED) not in units or units[unit_key(BASE, c, SEED)].get("interrupted")]
+
+
 def run_cells(args: argparse.Namespace, cells: list[str], deadline: float) -> None:
-    """Run ``cells`` (those not done yet) one after another in this process into ``args.out``."""
+    """Run the pending ``cells`` one after another in this process into ``args.out``."""
     report = open_report(args)
-    todo = [c for c in cells if unit_key(BASE, c, SEED) not in report["units"]]
+    todo = pending(report, cells)
     model = piikit.load_model(args.model) if todo else None
     for cell in todo:
+        if time.time() > deadline - START_MARGIN_S:
+            print(f"{cell}: not started, too close to the deadline", flush=True)
+            break
         config = condition_config(BASE, cell, args.size).replace(steps_per_stage=args.steps, ensemble=args.ensemble)
         stop = Deadline(deadline)
         unit = run_unit(model, report, BASE, cell, SEED, args.out, args.device, config=config, callbacks=[stop])
@@ -109,7 +126,6 @@ def run_cells(args: argparse.Namespace, cells: list[str], deadline: float) -> No
         report["summary"] = summarize(report)
         write_atomic(args.out / "ablations.json", json.dumps(report, indent=1).encode())
         print(f"{cell}: {unit['seconds']:.0f} s, {stop.steps}/{config.total_steps} steps", flush=True)
-    return report
 
 
 def classes_for(n: int, draw_seed: int) -> list[int]:
@@ -139,6 +155,9 @@ def run_parallel(args: argparse.Namespace, cells: list[str], deadline: float) ->
                 "--draw-seed", str(args.draw_seed), "--model", args.model]
 
     def one(cell: str) -> int:
+        if time.time() > deadline - START_MARGIN_S:
+            print(f"{cell}: not started, too close to the deadline", flush=True)
+            return 0
         with open(parts / f"{cell}.log", "w") as log:
             code = subprocess.call([*base_cmd, "--cells", cell, "--out", str(parts / cell)], stdout=log,
                                    stderr=subprocess.STDOUT)
@@ -176,7 +195,7 @@ def main() -> None:
     parser.add_argument("--ensemble", type=int, default=32, help="paper: 32")
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--jobs", type=int, default=4, help="cells at once, each in its own process (1: in this one)")
+    parser.add_argument("--jobs", type=int, default=2, help="cells at once, each in its own process (1: in this one)")
     parser.add_argument("--budget-s", type=float, default=450.0, help="every cell stops this long after the start")
     parser.add_argument("--deadline", type=float, help=argparse.SUPPRESS)  # absolute, passed to the processes
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -184,8 +203,10 @@ def main() -> None:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA device here: this is the GPU benchmark (try --device cpu at a tiny budget)")
     deadline = args.deadline or time.time() + args.budget_s
-    if args.jobs > 1 and len(args.cells) > 1:
-        run_parallel(args, args.cells, deadline)
+    existing = args.out / "ablations.json"
+    todo = pending(json.loads(existing.read_text()) if existing.exists() else {"units": {}}, args.cells)
+    if args.jobs > 1 and len(todo) > 1:
+        run_parallel(args, todo, deadline)
     else:
         run_cells(args, args.cells, deadline)
     if args.deadline is None:  # not one of run_parallel's processes

@@ -153,7 +153,7 @@ def test_gpu_script_runs_fig6_grid_on_the_cpu_at_a_tiny_budget(tmp_path: Path, m
     for key, unit in report["units"].items():
         config = unit["config"]
         assert (config["steps_per_stage"], config["ensemble"], config["lr"], config["stages"]) == (1, 2, 0.01, 7)
-        assert unit["steps_done"] == unit["total_steps"] == 7 and not unit["interrupted"]
+        assert unit["steps_done"] == unit["total_steps"] == 7 and not unit["interrupted"] and config["fold_bn"]
         assert len(unit["images"]) == 2
         tiles = ablation_thumbnails(tmp_path, "paper", unit["condition"], 0)
         assert tiles.shape == (2, 3, ablations.THUMB, ablations.THUMB)
