@@ -351,6 +351,8 @@ def main() -> None:
         return
     report = load_report(args.out, settings)
     report["labels"] = [piikit.labels.label(c) for c in report["classes"]]
+    report["draw"] = (f"sorted(torch.randperm(1000, generator=torch.Generator().manual_seed({args.draw_seed}))"
+                      f"[:{args.n_classes}]): at random, not chosen for transferring well")
     units = plan(args.seeds)
     if args.units:
         unknown = [u for u in args.units if u.count("/") != 1 or u.split("/")[1] not in CONDITIONS
