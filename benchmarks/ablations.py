@@ -235,31 +235,34 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_tables(report: dict[str, Any]) -> str:
-    """One table per base: per condition, each metric's mean [95 % interval over classes],
-    then the paired difference to the base with its interval, starred where it differs."""
+    """One table per base: per condition, each metric's mean [95 % interval over classes];
+    under it, the paired difference to the base [its 95 % interval], starred where it differs."""
     summary = report.get("summary") or summarize(report)
     evs = report["evaluators"]
+    cols = [(ev, m) for ev in evs for m in ("top1", "top5", "prob")] + [("tv", "tv")]
+    width = 24
+
+    def cell(mean: float, ci: list[float], digits: int, sign: str = "") -> str:
+        return f"{mean:{sign}.{digits}f} [{ci[0]:{sign}.{digits}f},{ci[1]:{sign}.{digits}f}]"
+
     lines = []
     for base, rows in summary.items():
         if not rows:
             continue
-        lines.append(f"\n{base}: {BASES[base][0]}; {len(report['classes'])} classes (draw seed "
-                     f"{report['draw_seed']}); mean [95% CI over classes]; diff to base (paired, 95% CI over classes)")
-        cols = [(ev, m) for ev in evs for m in ("top1", "top5", "prob")] + [("tv", "tv")]
-        head = "  ".join(f"{'TV' if m == 'tv' else ev.replace('efficientnet_', '')[:5] + ' ' + m:<36}" for ev, m in cols)
-        lines.append(f"{'condition':<30} {'seeds':<6} {'work':>5}  {head}")
+        lines.append(f"\n{base}: {BASES[base][0]}; {len(report['classes'])} classes (draw seed {report['draw_seed']})")
+        head = "".join(f"{'TV' if m == 'tv' else ev.replace('efficientnet_', '')[:5] + ' ' + m:<{width}}" for ev, m in cols)
+        lines.append(f"{'condition':<30}{'seeds':<7}{'work':>5}  {head}")
         for condition, entry in rows.items():
-            cells = []
-            for ev, m in cols:
-                s = entry[ev][m]
-                digits = 3 if m == "tv" else 2
-                cell = f"{s['mean']:.{digits}f} [{s['ci_classes'][0]:.{digits}f},{s['ci_classes'][1]:.{digits}f}]"
-                if "diff" in s:
-                    cell += f" {s['diff']:+.{digits}f}{'*' if s['differs'] else ' '}"
-                cells.append(f"{cell:<36}")
+            stats = [(entry[ev][m], 3 if m == "tv" else 2) for ev, m in cols]
+            means = "".join(f"{cell(s['mean'], s['ci_classes'], d):<{width}}" for s, d in stats)
             seeds = ",".join(map(str, entry["seeds"]))
-            lines.append(f"{condition:<30} {seeds:<6} {entry['work']:>5.0f}  {'  '.join(cells)}")
-    lines.append("\n* the paired 95% interval of the difference to the base excludes 0")
+            lines.append(f"{condition:<30}{seeds:<7}{entry['work']:>5.0f}  {means}")
+            if "diff" in stats[0][0]:
+                diffs = "".join(f"{cell(s['diff'], s['ci_diff'], d, '+') + ('*' if s['differs'] else ''):<{width}}"
+                                for s, d in stats)
+                lines.append(f"{'  - base (paired)':<30}{','.join(map(str, stats[0][0]['paired_seeds'])):<7}{'':>5}  {diffs}")
+    lines.append("\nmean [95% bootstrap interval over classes]; '- base': the paired per-class difference to the base;"
+                 "\n* its interval excludes 0")
     return "\n".join(lines)
 
 
