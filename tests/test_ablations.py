@@ -79,7 +79,8 @@ def test_bootstrap_interval_brackets_the_mean_and_resamples_the_chosen_axis() ->
 
 def test_plan_puts_the_main_claims_first_and_lists_every_unit_once() -> None:
     units = ablations.plan([0, 1, 2])
-    assert units[:2] == [("pixels", "base", 0), ("readable", "base", 0)]
+    assert units[:4] == [("pixels", "base", 0), ("readable", "base", 0), ("readable", "no_colorshift", 0),
+                         ("pixels", "no_colorshift", 0)]
     assert len(units) == len(set(units))
     first = units[: 3 * 2 * len(ablations.FIRST)]
     assert {c for _, c, _ in first} == set(ablations.FIRST)
