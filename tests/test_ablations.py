@@ -118,6 +118,8 @@ def test_condition_grid_switches_between_saved_units_without_optimizing(results:
     assert "differs" not in view.stats.value and "+0.00" in view.stats.value
     only = condition_grid(results / "ablations.json", base="pixels", conditions=["no_jitter", "base"])
     assert only.condition.options == ("no_jitter", "base")
+    with pytest.raises(ValueError, match="unknown base 'pixel'; choose one of pixels"):
+        condition_grid(results, base="pixel")
     with pytest.raises(ValueError, match="unknown condition.*no_such"):
         condition_grid(results, conditions=["no_such"])
     with pytest.raises(FileNotFoundError, match="no ablation results"):

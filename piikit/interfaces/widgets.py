@@ -248,8 +248,7 @@ class ConditionGrid(w.VBox):
 
     def _offer_conditions(self) -> None:
         base = self.base.value
-        names = [c for c in (self._conditions or self.report["conditions"]) if any(
-            (base, c, s) in self._done for s in self._seeds(base, c))]
+        names = [c for c in (self._conditions or self.report["conditions"]) if self._seeds(base, c)]
         previous = self.condition.value
         self.condition.options = names
         self.condition.value = previous if previous in names else (names[0] if names else None)
