@@ -1,154 +1,401 @@
-"""PII's parts, each switched off (or changed) on the readable base, over many classes.
+"""PII's parts, each switched off (or changed), on two bases that work, over random classes.
 
-The base is the ``clear`` preset (PII's stages, jitter, ColorShift and ensemble on a 1/f
-Fourier image in decorrelated colour with grey borders, small random zoom and rotation),
-at a CPU budget: ``--size`` px (default 128) and ``--steps`` per stage (default 24); the
-jitter is scaled with the image (32 px at 224). Each *condition* changes one thing:
+Two *bases* (issue 28: an ablation means something only on top of a base that transfers):
 
-    base            the readable base itself
-    no_jitter       jitter = 0
-    no_colorshift   ColorShift off
-    no_zoom_center  schedule "none": the full-size image from the first step (no stages)
-    ensemble_1      an ensemble of 1 ColorShifted copy (the base has 4)
-    pixels          the paper's pixel parameterization (the ``fast`` preset at the same
-                    size and steps): the fidelity row
-    ensemble_8      an ensemble of 8 (last: it costs twice the base)
+    pixels      the paper's pixel PII at the ``fast`` budget (224 px, 7 x 64 steps, ensemble 4,
+                lr 0.03; jitter, ColorShift, zoom + centering as in the paper; no prior)
+    readable    the ``quick`` preset (a Fourier image with grey borders, 4 x 48 steps, ensemble
+                3, TV 0.1, then a 50-step DeepInversion polish): the images the series shows
 
-For every condition Lite0 (``--model``) is inverted on ``--classes`` (default: 8 classes
-that transfer well) x ``--seeds`` (default 0 1), one batch of 8 classes per call, and the
-images are scored by the other offline models (Lite1, Lite2: top-1, top-5, target
-probability) and by TV per pixel (:func:`piikit.analysis.evaluate.tv_per_pixel`). Each
-metric is reported as the mean over seeds and the seeds' spread (max - min), using
-``benchmarks/quality.py``'s helpers.
+Each *condition* changes one thing of a base (:data:`CONDITIONS`): ColorShift off, jitter
+off, the paper's Fig. 6 schedules (zoom only, centering only, neither; both is the base),
+neither at equal steps and at equal work, ensembles of 1 / 2 / 4 / 8, and, on pixels, the
+Fig. 6 schedules without ColorShift and the paper's Fig. 4 sweep (TV weight x ColorShift).
 
-Writes ``--out`` (default ``benchmarks/results/ablations.json``) after every condition, so a
-run cut short keeps what finished: the command, date, machine (CPU capability, cores,
-threads, load average), the settings, and per condition its config, summary and per-image
-rows. ``--table`` prints the file as a table and exits; ``--merge`` adds the conditions of
-other results files (the same classes, seeds and budget run in parallel processes) to it.
+*Equal work*: the staged schedules spend their early steps on small images (at 224 px in 7
+stages the optimized image has 56, 84, ..., 224 px), so at equal steps "neither" (full size
+from the first step) does 2.2x (pixels; 1.9x for readable) the forward/backward work. Its
+equal-work twin gets fewer steps per stage, so that the model sees as many pixels in all as
+the base's (work per class, in full-size sample passes, is in each unit's ``work``).
 
-    OMP_NUM_THREADS=1 python benchmarks/ablations.py                 # about an hour on a shared 2-core CPU
-    python benchmarks/ablations.py --conditions base no_jitter --seeds 0
-    python benchmarks/ablations.py --conditions no_zoom_center --out part.json   # in parallel, then
-    python benchmarks/ablations.py --merge part.json
-    python benchmarks/ablations.py --table
+Classes: ``--n-classes`` (16) drawn at random from the 1000 ImageNet classes with
+``torch.randperm(1000, generator=torch.Generator().manual_seed(DRAW_SEED))`` (``--draw-seed``,
+28), sorted; not chosen for transferring well. ``--seeds`` 0 1 2. Lite0 is inverted, 8
+classes per :func:`piikit.invert` call; Lite1 and Lite2 score the images (top-1, top-5,
+target probability), and TV per pixel measures noise (:func:`piikit.score`).
+
+The unit of work is (base, condition, seed). Units run in :func:`plan` order (the paper's
+main claims first, seed by seed) and after each one the results file is rewritten atomically
+with the command, date, machine, threads and load; a rerun skips finished units, so the run
+can be stopped and resumed at any time. Each unit's images are saved as one JPEG strip of
+112-px thumbnails (``thumbs/BASE/CONDITION/seedS.jpg``, classes in order), for grids in the
+notebooks (:func:`piikit.widgets.condition_grid`) without optimizing.
+
+Statistics (:func:`summarize`): per base and condition, the mean of each metric over classes
+and seeds, with a 95 % bootstrap interval over classes (seeds averaged within a class) and
+one over seeds (classes averaged within a seed); and the paired difference to its base
+(per class, over the seeds both ran), with a 95 % bootstrap interval over classes. A
+condition *differs* from its base on a metric only when that paired interval excludes 0.
+
+The results live in ``piikit/data/ablations/`` (package data: the notebooks read them after
+``pip install piikit``, issue 34), ``ablations.json`` plus ``thumbs/``.
+
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/ablations.py > ablations.log 2>&1 &   # everything, resumable
+    python benchmarks/ablations.py --units pixels/base readable/base --seeds 0
+    python benchmarks/ablations.py --table                       # the tables from the file
+    python benchmarks/ablations.py --plan                        # the units, their order and which are done
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import io
 import json
 import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import piikit  # noqa: E402
-from piikit.analysis.evaluate import default_evaluators, summarize  # noqa: E402
-from piikit.interfaces.tables import ablation_table  # noqa: E402
-from quality import in_batches, summarize_seeds  # noqa: E402
+from piikit.analysis.evaluate import default_evaluators  # noqa: E402
+from quality import in_batches  # noqa: E402
 
-#: Classes that transfer well between the Lite models (volcano, espresso, jellyfish, school
-#: bus, daisy, ladybug, teddy bear, airliner).
-CLASSES = [980, 967, 107, 779, 985, 301, 850, 404]
+DRAW_SEED = 28
+N_CLASSES = 16
+SEEDS = [0, 1, 2]
+THUMB = 112
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "piikit" / "data" / "ablations"
+METRICS = ("top1", "top5", "prob", "tv")
 
-#: Condition name -> (description, preset, overrides on top of it).
-CONDITIONS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "base": ("readable base (clear)", "clear", {}),
-    "no_jitter": ("jitter off", "clear", {"jitter": 0}),
-    "no_colorshift": ("ColorShift off", "clear", {"color_shift": False}),
-    "no_zoom_center": ("no zoom, no centering", "clear", {"schedule": "none"}),
-    "ensemble_1": ("ensemble 1", "clear", {"ensemble": 1, "micro_batch": None}),
-    "pixels": ("paper's pixels (fast)", "fast", {}),
-    "ensemble_8": ("ensemble 8", "clear", {"ensemble": 8}),
+#: Base name -> (description, preset).
+BASES: dict[str, tuple[str, str]] = {
+    "pixels": ("the paper's pixel PII at the fast budget (224 px, 7 x 64 steps, e = 4; BatchNorm folded)", "fast"),
+    "readable": ("the readable base: quick (Fourier image, 4 x 48 steps, e = 3, TV 0.1, 50-step polish)", "quick"),
+    # Only on a GPU (benchmarks/ablations_gpu.py): no condition lists it, so the CPU plan skips it.
+    "paper": ("the paper's own budget: pixels, 7 x 400 steps, e = 32 (BatchNorm folded)", "paper"),
 }
-DEFAULT_RESULTS = Path(__file__).resolve().parent / "results" / "ablations.json"
+
+TV_WEIGHTS = (0.01, 0.1, 1.0)
+
+#: Condition name -> (description, overrides, the bases it runs on). "equal_work" in the
+#: overrides is resolved per base by :func:`condition_config`.
+CONDITIONS: dict[str, tuple[str, dict[str, Any], tuple[str, ...]]] = {
+    "base": ("the base", {}, ("pixels", "readable")),
+    "no_colorshift": ("ColorShift off", {"color_shift": False}, ("pixels", "readable")),
+    "no_zoom_center": ("neither zoom nor centering, equal steps (Fig. 6 'None')", {"schedule": "none"},
+                       ("pixels", "readable")),
+    "ensemble_1": ("ensemble of 1", {"ensemble": 1}, ("pixels", "readable")),
+    "no_jitter": ("jitter off", {"jitter": 0}, ("pixels", "readable")),
+    "zoom_only": ("zoom only (Fig. 6 'Z')", {"schedule": "zoom"}, ("pixels", "readable")),
+    "center_only": ("centering only (Fig. 6 'C')", {"schedule": "center"}, ("pixels", "readable")),
+    "no_zoom_center_equal_work": ("neither zoom nor centering, equal work (fewer steps)",
+                                  {"schedule": "none", "equal_work": True}, ("pixels", "readable")),
+    "ensemble_2": ("ensemble of 2", {"ensemble": 2}, ("pixels", "readable")),
+    "ensemble_8": ("ensemble of 8", {"ensemble": 8}, ("pixels", "readable")),
+    "ensemble_4": ("ensemble of 4", {"ensemble": 4}, ("readable",)),  # pixels' base has 4
+    "zoom_only_no_colorshift": ("zoom only, ColorShift off (Fig. 6)", {"schedule": "zoom", "color_shift": False},
+                                ("pixels",)),
+    "center_only_no_colorshift": ("centering only, ColorShift off (Fig. 6)",
+                                  {"schedule": "center", "color_shift": False}, ("pixels",)),
+    "no_zoom_center_no_colorshift": ("neither, ColorShift off (Fig. 6)", {"schedule": "none", "color_shift": False},
+                                     ("pixels",)),
+    **{f"tv_{w:g}{cs}": (f"TV weight {w:g}, ColorShift {'off' if cs else 'on'} (Fig. 4)",
+                         {"tv_weight": w, **({"color_shift": False} if cs else {})}, ("pixels",))
+       for w in TV_WEIGHTS for cs in ("", "_no_colorshift")},
+}
+
+#: The paper's main claims first (ColorShift, zoom + centering, ensembling, jitter), on both
+#: bases, seed by seed, so partial results answer them; then the rest.
+FIRST = ("base", "no_colorshift", "no_zoom_center", "ensemble_1", "no_jitter")
 
 
-def condition_config(name: str, size: int, steps: int) -> piikit.InversionConfig:
-    """The config of one condition at this budget (jitter scaled with the image size)."""
-    _, preset, overrides = CONDITIONS[name]
-    base = piikit.make_config(preset)
-    jitter = round(base.jitter * size / 224)
-    return piikit.make_config(preset, **{"image_size": size, "steps_per_stage": steps, "jitter": jitter, **overrides})
+def plan(seeds: Sequence[int]) -> list[tuple[str, str, int]]:
+    """Every (base, condition, seed) unit in the order they run."""
+    units = []
+    rest = [c for c in CONDITIONS if c not in FIRST]
+    for group in (FIRST, rest):
+        for seed in seeds:
+            for c in group:
+                # The readable base's units cost about a third of the pixels' ones: first, so
+                # each condition gets an answer sooner (the bases themselves: pixels first).
+                order = ("pixels", "readable") if c == "base" else ("readable", "pixels")
+                units += [(b, c, seed) for b in order if b in CONDITIONS[c][2]]
+    return units
+
+
+def unit_key(base: str, condition: str, seed: int) -> str:
+    return f"{base}/{condition}/{seed}"
+
+
+def stage_sizes(config: piikit.InversionConfig, size: int) -> list[float]:
+    """The sides of the image the model sees in each stage (the schedule module's rule; the
+    centering-only mode and "none" show the full canvas at every step)."""
+    if config.schedule in ("none", "center"):
+        return [float(size)] * config.stages
+    step = size / (config.stages + 1)
+    return [round((k + 2) * step) for k in range(config.stages)]
+
+
+def work(config: piikit.InversionConfig, size: int) -> float:
+    """Forward + input-gradient passes per class, in full-size samples: every stage's steps x
+    ensemble x (side / size)^2, plus the polish's steps (one copy at full size)."""
+    staged = sum(config.steps_per_stage * config.ensemble * (s / size) ** 2 for s in stage_sizes(config, size))
+    return staged + config.polish_steps
+
+
+def condition_config(base: str, condition: str, size: int = 224) -> piikit.InversionConfig:
+    """The config of a condition on a base (at ``size`` px)."""
+    overrides = dict(CONDITIONS[condition][1])
+    # BatchNorm folded into the convolutions changes only rounding and saves a sixth of the
+    # time (quick has it already).
+    base_config = piikit.make_config(BASES[base][1], image_size=size, fold_bn=True)
+    if overrides.pop("equal_work", False):
+        target = work(base_config, size) - base_config.polish_steps
+        per_stage = target / (base_config.stages * base_config.ensemble)
+        overrides["steps_per_stage"] = max(1, round(per_stage))
+    return base_config.replace(**overrides)
+
+
+def draw_classes(n: int = N_CLASSES, seed: int = DRAW_SEED) -> list[int]:
+    """``n`` ImageNet classes drawn at random with a fixed seed, sorted."""
+    return sorted(torch.randperm(1000, generator=torch.Generator().manual_seed(seed))[:n].tolist())
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def _per_class(unit: dict[str, Any], evaluator: str | None) -> dict[int, dict[str, float]]:
+    """class -> metric for one unit (TV does not depend on the evaluator)."""
+    out = {}
+    for img in unit["images"]:
+        rank = img["rank"][evaluator] if evaluator else 0
+        out[img["target"]] = {"top1": float(rank == 1), "top5": float(rank <= 5),
+                              "prob": img["prob"][evaluator] if evaluator else float("nan"), "tv": img["tv"]}
+    return out
+
+
+def _table(units: list[dict[str, Any]], evaluator: str | None, metric: str) -> tuple[np.ndarray, list[int], list[int]]:
+    """seeds x classes array of one metric over the given units (one unit per seed)."""
+    per = {u["seed"]: _per_class(u, evaluator) for u in units}
+    seeds = sorted(per)
+    classes = sorted(set.intersection(*(set(p) for p in per.values())))
+    return np.array([[per[s][c][metric] for c in classes] for s in seeds]), seeds, classes
+
+
+def bootstrap(values: np.ndarray, axis: int, n: int = 10000, seed: int = 0) -> list[float]:
+    """95 % percentile interval of the mean of ``values`` (seeds x classes), resampling along
+    ``axis`` (1: classes, 0: seeds) and averaging the other axis first."""
+    flat = values.mean(axis=1 - axis)
+    if len(flat) < 2:
+        return [float(flat.mean())] * 2
+    rng = np.random.default_rng(seed)
+    means = flat[rng.integers(0, len(flat), size=(n, len(flat)))].mean(axis=1)
+    return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
+
+
+def summarize(report: dict[str, Any]) -> dict[str, Any]:
+    """``base -> condition -> key -> metric -> stats`` from the finished units; key is an
+    evaluator or ``"tv"``. Stats: ``mean``, ``ci_classes``, ``ci_seeds``, ``n_seeds``, and,
+    against the base on the seeds both ran, ``diff``, ``ci_diff`` and ``differs``."""
+    units = report["units"]
+    out: dict[str, Any] = {}
+    for base in BASES:
+        out[base] = {}
+        for condition in CONDITIONS:
+            mine = [u for k, u in units.items() if k.startswith(f"{base}/{condition}/")]
+            if not mine:
+                continue
+            ref = {u["seed"]: u for k, u in units.items() if k.startswith(f"{base}/base/")}
+            entry: dict[str, Any] = {"seeds": sorted(u["seed"] for u in mine), "work": mine[0]["work"],
+                                     "s_per_class": float(np.mean([u["s_per_class"] for u in mine]))}
+            keys = [(ev, m) for ev in report["evaluators"] for m in ("top1", "top5", "prob")] + [(None, "tv")]
+            for ev, metric in keys:
+                values, seeds, classes = _table(mine, ev, metric)
+                stats = {"mean": float(values.mean()), "ci_classes": bootstrap(values, 1),
+                         "ci_seeds": bootstrap(values, 0), "n_classes": len(classes), "n_seeds": len(seeds)}
+                paired = [ref[s] for s in seeds if s in ref]
+                if condition != "base" and paired:
+                    both = [u for u in mine if u["seed"] in ref]
+                    mine_v, _, cls = _table(both, ev, metric)
+                    ref_v, _, ref_cls = _table(paired, ev, metric)
+                    assert cls == ref_cls, "a condition and its base must cover the same classes"
+                    diff = mine_v - ref_v
+                    ci = bootstrap(diff, 1)
+                    stats.update(diff=float(diff.mean()), ci_diff=ci, differs=bool(ci[0] > 0 or ci[1] < 0),
+                                 paired_seeds=sorted(u["seed"] for u in both))
+                entry.setdefault(ev or "tv", {})[metric] = stats
+            out[base][condition] = entry
+    return out
+
+
+def format_tables(report: dict[str, Any]) -> str:
+    """One table per base: per condition, each metric's mean [95 % interval over classes];
+    under it, the paired difference to the base [its 95 % interval], starred where it differs."""
+    summary = report.get("summary") or summarize(report)
+    evs = report["evaluators"]
+    cols = [(ev, m) for ev in evs for m in ("top1", "top5", "prob")] + [("tv", "tv")]
+    width = 24
+
+    def cell(mean: float, ci: list[float], digits: int, sign: str = "") -> str:
+        return f"{mean:{sign}.{digits}f} [{ci[0]:{sign}.{digits}f},{ci[1]:{sign}.{digits}f}]"
+
+    lines = []
+    for base, rows in summary.items():
+        if not rows:
+            continue
+        lines.append(f"\n{base}: {BASES[base][0]}; {len(report['classes'])} classes (draw seed {report['draw_seed']})")
+        head = "".join(f"{'TV' if m == 'tv' else ev.replace('efficientnet_', '')[:5] + ' ' + m:<{width}}" for ev, m in cols)
+        lines.append(f"{'condition':<30}{'seeds':<7}{'work':>5}  {head}")
+        for condition, entry in rows.items():
+            stats = [(entry[ev][m], 3 if m == "tv" else 2) for ev, m in cols]
+            means = "".join(f"{cell(s['mean'], s['ci_classes'], d):<{width}}" for s, d in stats)
+            seeds = ",".join(map(str, entry["seeds"]))
+            lines.append(f"{condition:<30}{seeds:<7}{entry['work']:>5.0f}  {means}")
+            if "diff" in stats[0][0]:
+                diffs = "".join(f"{cell(s['diff'], s['ci_diff'], d, '+') + ('*' if s['differs'] else ''):<{width}}"
+                                for s, d in stats)
+                lines.append(f"{'  - base (paired)':<30}{','.join(map(str, stats[0][0]['paired_seeds'])):<7}{'':>5}  {diffs}")
+    lines.append("\nmean [95% bootstrap interval over classes]; '- base': the paired per-class difference to the base;"
+                 "\n* its interval excludes 0")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def thumbnail_strip(images: torch.Tensor, size: int = THUMB, quality: int = 85) -> bytes:
+    """One JPEG: the images side by side, each ``size`` px square."""
+    small = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True,
+                                            align_corners=False)
+    strip = torch.cat(list(small), dim=-1)  # C x size x (N * size)
+    array = (strip.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def machine() -> dict[str, Any]:
+    return {"cpu": torch.backends.cpu.get_cpu_capability(), "arch": platform.machine(), "cores": os.cpu_count(),
+            "threads": torch.get_num_threads(), "node": platform.node(), "torch": torch.__version__,
+            "piikit": piikit.__version__}
+
+
+def load_report(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """The results file, or a new one; refuses one made with other settings."""
+    path = out / "ablations.json"
+    if path.exists():
+        report = json.loads(path.read_text())
+        changed = [k for k in settings if report.get(k) != settings[k]]
+        if changed:
+            raise SystemExit(f"{path} was made with other {', '.join(changed)}; pass another --out")
+        return report
+    return {**settings, "bases": {b: {"description": d, "preset": p} for b, (d, p) in BASES.items()},
+            "conditions": {c: {"description": d, "bases": list(b)} for c, (d, _, b) in CONDITIONS.items()},
+            "runs": [], "units": {}}
+
+
+def run_unit(model: Any, report: dict[str, Any], base: str, condition: str, seed: int, out: Path,
+             device: str, config: piikit.InversionConfig | None = None, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Invert, score and save one unit; its record for the results file."""
+    config = config or condition_config(base, condition, report["size"])
+    classes = report["classes"]
+    load_start = list(os.getloadavg())
+    images, seconds = in_batches(classes, seed, lambda b, s: piikit.invert(
+        model, classes[b], config, seed=s, device=device, progress=False, callbacks=callbacks))
+    rows = piikit.score(images, classes, report["evaluators"], device=device)
+    thumb = Path("thumbs") / base / condition / f"seed{seed}.jpg"
+    (out / thumb).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / thumb, thumbnail_strip(images))
+    per_image = []
+    for i, target in enumerate(classes):
+        mine = [r for r in rows if r["image"] == i]
+        per_image.append({"target": target, "tv": round(mine[0]["tv"], 5),
+                          "prob": {r["evaluator"]: round(r["prob"], 5) for r in mine},
+                          "rank": {r["evaluator"]: r["rank"] for r in mine}})
+    return {"base": base, "condition": condition, "seed": seed, "config": config.to_dict(),
+            "work": round(work(config, report["size"]), 1), "seconds": round(seconds, 1),
+            "s_per_class": round(seconds / len(classes), 2), "threads": torch.get_num_threads(),
+            "load_start": load_start, "load_end": list(os.getloadavg()),
+            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "thumbs": thumb.as_posix(), "images": per_image}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=list(CONDITIONS))
-    parser.add_argument("--classes", type=int, nargs="+", default=CLASSES, help="class indices (a batch per 8)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--size", type=int, default=128, help="image size in px (default 128)")
-    parser.add_argument("--steps", type=int, default=24, help="steps per stage (default 24)")
+    parser.add_argument("--units", nargs="+", metavar="BASE/CONDITION",
+                        help="run only these (e.g. pixels/base readable/no_colorshift); default: the whole plan")
+    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    parser.add_argument("--n-classes", type=int, default=N_CLASSES)
+    parser.add_argument("--draw-seed", type=int, default=DRAW_SEED)
+    parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, default=DEFAULT_RESULTS)
-    parser.add_argument("--table", action="store_true", help="print --out as a table and exit")
-    parser.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
-                        help="add the conditions of these results files (runs of other conditions with the same "
-                             "classes, seeds, size and steps, e.g. in parallel processes) to --out, then exit")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results folder (default {DEFAULT_OUT})")
+    parser.add_argument("--table", action="store_true", help="print the results file's tables and exit")
+    parser.add_argument("--plan", action="store_true", help="list the units in order (done ones marked) and exit")
     args = parser.parse_args()
 
-    if args.merge:
-        report = json.loads(args.out.read_text())
-        for path in args.merge:
-            part = json.loads(path.read_text())
-            same = ("model", "classes", "seeds", "size", "steps_per_stage")
-            if any(part[k] != report[k] for k in same):
-                raise SystemExit(f"{path}: other {', '.join(k for k in same if part[k] != report[k])} than {args.out}")
-            report["conditions"].update(part["conditions"])
-            report.setdefault("parts", []).append({k: part[k] for k in ("command", "date", "machine", "wall_s")})
-        order = [c for c in CONDITIONS if c in report["conditions"]]
-        report["conditions"] = {c: report["conditions"][c] for c in order}
-        args.out.write_text(json.dumps(report, indent=1))
-        print(ablation_table(report))
-        return
+    settings = {"model": args.model, "evaluators": default_evaluators(args.model), "size": args.size,
+                "draw_seed": args.draw_seed, "classes": draw_classes(args.n_classes, args.draw_seed)}
     if args.table:
-        print(ablation_table(json.loads(args.out.read_text())))
+        print(format_tables(json.loads((args.out / "ablations.json").read_text())))
+        return
+    report = load_report(args.out, settings)
+    report["labels"] = [piikit.labels.label(c) for c in report["classes"]]
+    report["draw"] = (f"sorted(torch.randperm(1000, generator=torch.Generator().manual_seed({args.draw_seed}))"
+                      f"[:{args.n_classes}]): at random, not chosen for transferring well")
+    units = plan(args.seeds)
+    if args.units:
+        unknown = [u for u in args.units if u.count("/") != 1 or u.split("/")[1] not in CONDITIONS
+                   or u.split("/")[0] not in BASES]
+        if unknown:
+            raise SystemExit(f"unknown unit(s) {', '.join(unknown)}: BASE/CONDITION with BASE in {', '.join(BASES)} "
+                             f"and CONDITION in {', '.join(CONDITIONS)}")
+        units = [u for u in units if f"{u[0]}/{u[1]}" in args.units]
+    todo = [u for u in units if unit_key(*u) not in report["units"]]
+    if args.plan:
+        for u in units:
+            print(f"{'done' if unit_key(*u) not in [unit_key(*t) for t in todo] else '    '}  {unit_key(*u)}")
         return
 
+    args.out.mkdir(parents=True, exist_ok=True)
+    report["runs"].append({"command": "python benchmarks/ablations.py " + " ".join(sys.argv[1:]),
+                           "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                           "machine": machine(), "load_average_start": list(os.getloadavg()),
+                           "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}})
+    print(f"{len(todo)} of {len(units)} units to run; classes {report['classes']}", flush=True)
     model = piikit.load_model(args.model)
-    evaluators = default_evaluators(args.model)
-    report: dict[str, Any] = {
-        "command": "python benchmarks/ablations.py " + " ".join(sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu": torch.backends.cpu.get_cpu_capability(), "arch": platform.machine(), "cores": os.cpu_count(),
-            "threads": torch.get_num_threads(), "load_average_start": list(os.getloadavg()),
-            "torch": torch.__version__, "piikit": piikit.__version__,
-        },
-        "model": args.model, "evaluators": evaluators, "classes": args.classes,
-        "labels": [piikit.labels.label(c) for c in args.classes], "seeds": args.seeds,
-        "size": args.size, "steps_per_stage": args.steps, "conditions": {},
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    for name in args.conditions:
-        config = condition_config(name, args.size, args.steps)
-        print(f"{name}: {CONDITIONS[name][0]}", flush=True)
-        per_seed, seconds, rows = {}, {}, []
-        for seed in args.seeds:
-            images, seconds[seed] = in_batches(args.classes, seed, lambda b, s: piikit.invert(
-                model, args.classes[b], config, seed=s, device=args.device, progress=False))
-            seed_rows = piikit.score(images, args.classes, evaluators, device=args.device)
-            per_seed[seed] = summarize(seed_rows)
-            rows += [{k: v for k, v in {**r, "seed": seed}.items() if k != "size"} for r in seed_rows]
-        report["conditions"][name] = {
-            "description": CONDITIONS[name][0], "preset": CONDITIONS[name][1], "config": config.to_dict(),
-            "summary": summarize_seeds(per_seed, seconds, len(args.classes)), "rows": rows,
-        }
-        report["machine"]["load_average_end"] = list(os.getloadavg())
-        report["wall_s"] = round(time.perf_counter() - started, 1)
-        args.out.write_text(json.dumps(report, indent=1))
-    print(ablation_table(report))
-    print(f"wrote {args.out}")
+    for base, condition, seed in todo:
+        print(f"{unit_key(base, condition, seed)}: {CONDITIONS[condition][0]}", flush=True)
+        report["units"][unit_key(base, condition, seed)] = run_unit(model, report, base, condition, seed,
+                                                                   args.out, args.device)
+        report["runs"][-1]["load_average_end"] = list(os.getloadavg())
+        report["updated"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        report["summary"] = summarize(report)
+        write_atomic(args.out / "ablations.json", json.dumps(report, indent=1).encode())
+        u = report["units"][unit_key(base, condition, seed)]
+        s = report["summary"][base][condition]
+        evs = report["evaluators"]
+        print(f"  {u['s_per_class']:.1f} s/class; so far top-1 " +
+              " / ".join(f"{s[ev]['top1']['mean']:.2f}" for ev in evs) + f", TV {s['tv']['tv']['mean']:.3f}",
+              flush=True)
+    print(format_tables(report))
 
 
 if __name__ == "__main__":
