@@ -32,6 +32,7 @@ from piikit.engine.objectives import LossTerm
 from piikit.refinement.config import (DEEPINVERSION_PRESETS, DeepInversionConfig, bn_enabled, loop_config,
                                       make_deepinversion_config, prior_terms)
 from piikit.engine.result import InversionResult
+from piikit.refinement.proxy import ProxyBatchNormPrior
 
 __all__ = ["DeepInversionConfig", "DEEPINVERSION_PRESETS", "refine"]
 
@@ -46,6 +47,7 @@ def refine(
     seed: int | None = 0,
     device: str | torch.device | None = "auto",
     terms: Sequence[LossTerm] = (),
+    prior_model: Classifier | nn.Module | str | None = None,
     callbacks: Sequence[Callback | Callable[[StepState], Any]] = (),
     progress: bool = True,
     **overrides: Any,
@@ -78,6 +80,12 @@ def refine(
         seed: seeds the loop's generators (jitter, flips, noise); None draws one.
         device: ``"auto"`` or any torch device.
         terms: extra loss terms added to DeepInversion's.
+        prior_model: a network with BatchNorm trained on the same data (a CNN: Lite0 for
+            ImageNet models, the digits CNN for the digits models) whose BatchNorm prior is
+            borrowed in place of the model's own (SMI, Hu et al. 2024;
+            :class:`~piikit.refinement.proxy.ProxyBatchNormPrior`, weighted by ``bn_weight``
+            and ``first_bn_multiplier``): DeepInversion's feature-statistics prior for a ViT
+            or a Mixer. ``refine(vit, init=result, prior_model=cnn)``.
         callbacks: as for :func:`piikit.invert`; with a warm-up, each phase counts its steps
             from 0.
         progress: show a progress bar.
@@ -114,14 +122,18 @@ def refine(
                              f"got shape {tuple(images.shape)}")
     if targets is None:
         raise ValueError("refine needs target classes (targets=..., or a PII result as init)")
-    use_bn = bn_enabled(clf, cfg)
+    use_bn = prior_model is None and bn_enabled(clf, cfg)
     size = cfg.image_size or clf.input_size[0]
     # Normalized-input lr → pixel lr (see DeepInversionConfig); a gentler one from an init image.
     lr = (cfg.lr if images is None else cfg.init_lr) * float(clf.std.mean())
     warmup = cfg.warmup if cfg.warmup is not None else images is None
     all_terms = [*prior_terms(clf, cfg, use_bn), *terms]
+    if prior_model is not None:
+        proxy = load_model(prior_model).to(dev)
+        all_terms.append(ProxyBatchNormPrior(proxy, cfg.bn_weight, cfg.first_bn_multiplier))
     common = dict(seed=seed, device=dev, callbacks=callbacks, progress=progress, terms=all_terms)
-    extra = {"method": "deepinversion", "deepinversion": cfg.to_dict(), "bn_prior_used": use_bn}
+    extra = {"method": "deepinversion", "deepinversion": cfg.to_dict(), "bn_prior_used": use_bn,
+             **({"prior_model": proxy.name} if prior_model is not None else {})}
 
     first: InversionResult | None = None
     if warmup and cfg.warmup_steps > 0 and cfg.warmup_size < size:
