@@ -11,7 +11,12 @@ variants, ``--trios``:
 ``robust``
     the augmented recipe plus L2 PGD adversarial training (3 steps) at radius 2.0 in [0, 1]
     pixels, the ViT and the Mixer trained twice as long with the radius warmed up
-    (``ROBUST_FAMILY`` below; ``--adv-eps`` overrides the radii).
+    (``ROBUST_FAMILY`` below; ``--adv-eps`` overrides the radii);
+``heldout``
+    the robust recipe on a *fresh* trio that no setting was chosen on: another training seed
+    (split, initialization, batches), 3/4 of the width and one block more (``TRIOS["heldout"]``).
+
+``--judges mlp`` adds a fourth family that only scores: an MLP trained separately (``JUDGES``).
 
 Then inverts ``--classes`` digits with each model, ``--seeds`` seeds, by each ``--methods``:
 
@@ -28,11 +33,24 @@ Then inverts ``--classes`` digits with each model, ``--seeds`` seeds, by each ``
     (``UnsupportedModelError``, recorded in the table and the JSON);
 ``di_nobn``
     the same without the BatchNorm prior on every model (``bn_prior="off"``): CE + TV + L2
-    with jitter and flips, what DeepInversion has left on a ViT or a Mixer.
+    with jitter and flips, what DeepInversion has left on a ViT or a Mixer;
+``di_proxy``
+    the same with the BatchNorm prior *borrowed* from the trio's CNN (``refine(...,
+    prior_model=cnn)``, SMI's idea; on the CNN itself it is ``di``);
+``refine`` / ``refine_proxy``
+    the ``pii`` images (same model and seed; run ``pii`` first in the same call) refined by
+    :func:`piikit.refine`'s ``"refine"`` preset (100 steps, TV) without a BatchNorm prior / with
+    the CNN's borrowed (``--proxy-bn-weight``, default the preset's 1e-4);
+``clear32`` / ``paper32``
+    the ImageNet presets ``clear`` and ``paper`` (the paper's exact setting: 7 x 400 steps,
+    ensemble 32, alpha = beta = 1, noise borders) at 32 px, the jitter scaled to the same
+    fraction of the side (5 px): how far the digits setting is from them.
 
 Every image is scored by calling each model directly (1-channel images): top-1 hit rate and
-mean probability of the intended digit. Each matrix cell is the mean over seeds with the
-spread (max - min over seeds). Off-diagonal = another family read the image.
+mean probability of the intended digit, and the image's TV (``tv_per_pixel``). Each matrix cell
+is the mean over seeds with the spread (max - min over seeds). Off-diagonal = another family
+read the image. How much the seed changes the images: the mean absolute pixel difference
+between two seeds' images of a digit, beside that between two digits' images of one seed.
 
 Writes ``--json`` (default ``benchmarks/results/architectures.json``: command, date,
 machine, seeds, classes, accuracies, per-seed matrices), the printed tables to ``--md`` and one
@@ -44,6 +62,9 @@ digits; 4x nearest upsampling).
     python benchmarks/architectures.py --trios robust standard --methods pii ce di di_nobn  # the recorded run (seeds 0-3)
     python benchmarks/architectures.py --trios standard augmented robust --methods pii
     python benchmarks/architectures.py --set param=pixels,lr=0.05             # another setting
+    python benchmarks/architectures.py --trios heldout --judges mlp --methods pii ce di di_nobn di_proxy \
+        refine refine_proxy clear32 --json benchmarks/results/architectures_heldout.json \
+        --md benchmarks/results/architectures_heldout.md --tag ""                # the held-out run
 """
 
 from __future__ import annotations
@@ -62,8 +83,10 @@ from typing import Any
 import torch
 
 import piikit
-from piikit.engine.config import InversionConfig
-from piikit.refinement.config import DeepInversionConfig
+from piikit.analysis.evaluate import tv_per_pixel
+from piikit.engine.config import PRESETS, InversionConfig
+from piikit.engine.deepinversion import DEEPINVERSION_PRESETS, DeepInversionConfig
+from piikit.engine.priors import has_batchnorm
 from piikit.models.digits import (
     ARCHITECTURES,
     DigitsTraining,
@@ -104,6 +127,13 @@ TRIOS: dict[str, dict[str, Any]] = {
     "augmented": dict(rotate=10.0, scale=0.1, noise=0.05),
     "robust": dict(rotate=10.0, scale=0.1, noise=0.05, adv_eps=0.5, adv_steps=3),
 }
+# A fresh trio no setting was chosen on (frozen 2026-12-01, before it was trained): the robust recipe
+# (ROBUST_FAMILY included) with another seed (another split, initialization and batch order), 3/4 of the
+# width and one block more (the CNN: one more conv block at its last resolution).
+TRIOS["heldout"] = dict(TRIOS["robust"], seed=1, width=0.75, depth=4)
+# A fourth family as a judge that no setting was chosen on: an MLP on the flattened image, trained with
+# the robust recipe at radius 2.0 on its own seed (``--judges``).
+JUDGES: dict[str, dict[str, Any]] = {"mlp": dict(TRIOS["robust"], adv_eps=2.0, epochs=30, adv_warmup=0.6, seed=2)}
 
 # The shared PII setting for all three families (32-px digits): 3 zoom + centering stages of 112 steps
 # (16, 24, 32 px; the paper has 7 of 400 at 224 px), a 2-px jitter, ColorShift at a quarter of the
@@ -185,13 +215,17 @@ def train_trio(name: str, args: argparse.Namespace) -> dict[str, TrainedDigitsMo
     out = {}
     for arch in args.archs:
         options = dict(TRIOS[name])
-        if name == "robust":
+        if name in ("robust", "heldout"):
             options.update(ROBUST_FAMILY.get(arch, {}))
             if args.adv_eps is not None:
                 options["adv_eps"] = adv_radii(args.adv_eps)[arch]
-        cfg = DigitsTraining(seed=args.train_seed, **options)
-        out[arch] = train_digits_model(arch, cfg, cache_dir=args.cache)
+        options.setdefault("seed", args.train_seed)
+        out[arch] = train_digits_model(arch, DigitsTraining(**options), cache_dir=args.cache)
     return out
+
+
+def train_judges(names: list[str], args: argparse.Namespace) -> dict[str, TrainedDigitsModel]:
+    return {name: train_digits_model(name, DigitsTraining(**JUDGES[name]), cache_dir=args.cache) for name in names}
 
 
 def pii_config(args: argparse.Namespace) -> InversionConfig:
@@ -215,30 +249,79 @@ def di_config(pii: InversionConfig, bn_prior: str) -> DeepInversionConfig:
                                jitter=pii.jitter, bn_prior=bn_prior)  # type: ignore[arg-type]
 
 
-def invert(method: str, model: TrainedDigitsModel, classes: list[int], seed: int, args: argparse.Namespace) -> torch.Tensor:
+# The ImageNet presets at the digits' size: image_size 32, the jitter the same fraction of the side as the paper's
+# 32 px of 224 (5 px). "paper32" is the paper's exact setting otherwise (7 x 400 steps, ensemble 32, alpha = beta = 1).
+IMAGENET_AT_32 = dict(image_size=32, jitter=round(32 * 32 / 224))
+METHODS = ("pii", "ce", "di", "di_nobn", "di_proxy", "refine", "refine_proxy", "clear32", "paper32")
+# Needs the PII images of the same model and seed (run "pii" first in the same call).
+REFINES = ("refine", "refine_proxy")
+
+
+def proxy_of(models: dict[str, TrainedDigitsModel]) -> TrainedDigitsModel:
+    """The trio's model with BatchNorm, whose statistics the others borrow (SMI)."""
+    return next(m for m in models.values() if has_batchnorm(m.classifier))
+
+
+def refine_config(args: argparse.Namespace) -> DeepInversionConfig:
+    """refine()'s preset for an init image at the digits' size: 100 steps, the PII setting's jitter."""
+    return DEEPINVERSION_PRESETS["refine"].replace(image_size=32, jitter=PII.jitter, bn_weight=args.proxy_bn_weight)
+
+
+def invert(method: str, model: TrainedDigitsModel, classes: list[int], seed: int, args: argparse.Namespace,
+           proxy: TrainedDigitsModel, pii_images: torch.Tensor | None = None) -> torch.Tensor:
     clf = model.classifier
     pii = pii_config(args)
     if method == "pii":
         return piikit.invert(clf, classes, pii, seed=seed, device="cpu", progress=False).images
     if method == "ce":
         return piikit.invert(clf, classes, ce_config(pii), seed=seed, device="cpu", progress=False).images
-    if method in ("di", "di_nobn"):
-        cfg = di_config(pii, "required" if method == "di" else "off")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
+    if method in ("clear32", "paper32"):
+        preset = PRESETS[method.removesuffix("32")].replace(**IMAGENET_AT_32)
+        return piikit.invert(clf, classes, preset, seed=seed, device="cpu", progress=False).images
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        if method in ("di", "di_nobn"):
+            cfg = di_config(pii, "required" if method == "di" else "off")
             return piikit.refine(clf, None, classes, cfg, seed=seed, device="cpu", progress=False).images
+        if method == "di_proxy":
+            cfg = di_config(pii, "off")
+            return piikit.refine(clf, None, classes, cfg, seed=seed, device="cpu", progress=False,
+                                 prior_model=proxy.classifier).images
+        if method in REFINES:
+            assert pii_images is not None, "run pii before the refinements"
+            cfg = refine_config(args)
+            if method == "refine":
+                return piikit.refine(clf, pii_images, classes, cfg, seed=seed, device="cpu", progress=False,
+                                     bn_prior="off").images
+            return piikit.refine(clf, pii_images, classes, cfg, seed=seed, device="cpu", progress=False,
+                                 prior_model=proxy.classifier).images
     raise ValueError(method)
 
 
 @torch.no_grad()
 def score(models: dict[str, TrainedDigitsModel], images: torch.Tensor, classes: list[int]) -> dict[str, dict[str, float]]:
     target = torch.tensor(classes)
+    tv = float(tv_per_pixel(images).mean())
     out = {}
     for judge, m in models.items():
         probs = m.classifier(images).softmax(-1)
         out[judge] = {"top1": float((probs.argmax(1) == target).float().mean()),
-                      "prob": float(probs[torch.arange(len(target)), target].mean())}
+                      "prob": float(probs[torch.arange(len(target)), target].mean()), "tv": tv}
     return out
+
+
+def diversity(per_seed_images: list[torch.Tensor]) -> dict[str, float]:
+    """How far apart the seeds' images of one class are (mean absolute pixel difference over seed
+    pairs), beside how far apart two classes' images of one seed are: a ratio near 0 means the seed
+    changes nothing."""
+    pairs = [(a, b) for i, a in enumerate(per_seed_images) for b in per_seed_images[i + 1:]]
+    seeds = sum(float((a - b).abs().mean()) for a, b in pairs) / len(pairs) if pairs else float("nan")
+    classes = []
+    for x in per_seed_images:
+        k = len(x)
+        classes += [float((x[i] - x[j]).abs().mean()) for i in range(k) for j in range(i + 1, k)]
+    between = sum(classes) / len(classes) if classes else float("nan")
+    return {"seeds": seeds, "classes": between, "ratio": seeds / between if between else float("nan")}
 
 
 def reference_row(classes: list[int]) -> torch.Tensor:
@@ -274,7 +357,7 @@ def summarize(per_seed: list[dict[str, dict[str, dict[str, float]]]]) -> dict[st
         out[made] = {}
         for judge in per_seed[0][made]:
             cell = {}
-            for metric in ("top1", "prob"):
+            for metric in ("top1", "prob", "tv"):
                 values = [s[made][judge][metric] for s in per_seed]
                 cell[metric] = sum(values) / len(values)
                 cell[f"{metric}_spread"] = max(values) - min(values)
@@ -282,19 +365,31 @@ def summarize(per_seed: list[dict[str, dict[str, dict[str, float]]]]) -> dict[st
     return out
 
 
-def markdown(summary: dict[str, dict[str, dict[str, float]]], title: str) -> str:
+def markdown(summary: dict[str, dict[str, dict[str, float]]], title: str, trio: list[str],
+             diversity_rows: dict[str, dict[str, float]] | None = None) -> str:
+    """The matrix as Markdown: the trio's columns, then the held-out judges', the off-diagonal mean
+    over the trio, the judges' mean, TV and how much the seeds change the images."""
     judges = list(next(iter(summary.values())).keys())
-    lines = [f"**{title}** — top-1 / mean target probability (± spread over seeds); rows: inverted model, columns: scorer",
-             "", "| inverted \\ scored by | " + " | ".join(judges) + " | off-diagonal mean top-1 |",
-             "|---|" + "---|" * (len(judges) + 1)]
+    extra = [j for j in judges if j not in trio]
+    lines = [f"**{title}** — top-1 / mean target probability (± spread over seeds); rows: inverted model, columns: "
+             f"scorer{' (' + ', '.join(extra) + ': held-out judge)' if extra else ''}",
+             "", "| inverted \\ scored by | " + " | ".join(judges) + " | off-diagonal mean top-1 / prob (trio) | "
+             + (f"{'/'.join(extra)} top-1 / prob | " if extra else "") + "TV | seed / class difference |",
+             "|---|" + "---|" * (len(judges) + 3 + bool(extra))]
     for made, row in summary.items():
         cells = []
         for judge in judges:
             c = row[judge]
             text = f"{c['top1']:.2f}±{c['top1_spread']:.2f} / {c['prob']:.2f}±{c['prob_spread']:.2f}"
             cells.append(f"({text})" if judge == made else text)
-        off = [row[j]["top1"] for j in judges if j != made]
-        lines.append(f"| {made} | " + " | ".join(cells) + f" | {sum(off) / len(off):.2f} |")
+        off = [row[j] for j in trio if j != made and j in row]
+        off_text = f"{sum(c['top1'] for c in off) / len(off):.2f} / {sum(c['prob'] for c in off) / len(off):.2f}"
+        judge_text = ""
+        if extra:
+            judge_text = " " + " ; ".join(f"{row[j]['top1']:.2f} / {row[j]['prob']:.2f}" for j in extra) + " |"
+        d = (diversity_rows or {}).get(made)
+        div = f"{d['seeds']:.3f} / {d['classes']:.3f} ({d['ratio']:.2f})" if d else "n/a"
+        lines.append(f"| {made} | " + " | ".join(cells) + f" | {off_text} |{judge_text} {row[made]['tv']:.3f} | {div} |")
     return "\n".join(lines)
 
 
@@ -302,8 +397,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trios", nargs="+", default=["robust"], choices=list(TRIOS))
     parser.add_argument("--archs", nargs="+", default=list(TRIO), choices=list(ARCHITECTURES))
-    parser.add_argument("--methods", nargs="+", default=["pii", "ce", "di", "di_nobn"],
-                        choices=["pii", "ce", "di", "di_nobn"])
+    parser.add_argument("--methods", nargs="+", default=["pii", "ce", "di", "di_nobn"], choices=list(METHODS))
+    parser.add_argument("--judges", nargs="*", default=[], choices=list(JUDGES),
+                        help="held-out families that only score (trained with JUDGES' recipe)")
+    parser.add_argument("--proxy-bn-weight", type=float, default=DEEPINVERSION_PRESETS["refine"].bn_weight,
+                        help="bn_weight of the refinements (refine, refine_proxy); the refine preset's by default")
     parser.add_argument("--classes", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--set", nargs="*", default=[], help="InversionConfig overrides for PII, key=value[,key=value]")
@@ -339,39 +437,49 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data = load_digits_data()
     for trio in args.trios:
         models = train_trio(trio, args)
+        judges = train_judges(args.judges, args)
+        scorers = {**models, **judges}
+        proxy = proxy_of(models)
         acc_rows = {}
         emit(f"\n### {trio} trio\n\n| model | clean acc | PGD-L2 acc @ {args.eval_eps} | trained at | train s |\n|---|---|---|---|---|")
-        for arch, m in models.items():
+        for arch, m in scorers.items():
             rob = robust_accuracy(m.classifier.model, data.test_images, data.test_labels, args.eval_eps)
             acc_rows[arch] = {"clean": m.test_accuracy, "robust": rob, "train_seconds": m.train_seconds,
                               "training": m.training.__dict__}
-            emit(f"| {arch} | {m.test_accuracy:.3f} | {rob:.3f} | {m.training.adv_eps} | {m.train_seconds:.1f} |")
-        report["trios"][trio] = {"accuracy": acc_rows, "methods": {}}
+            role = " (judge)" if arch in judges else ""
+            emit(f"| {arch}{role} | {m.test_accuracy:.3f} | {rob:.3f} | {m.training.adv_eps} | {m.train_seconds:.1f} |")
+        report["trios"][trio] = {"accuracy": acc_rows, "methods": {}, "judges": list(judges), "proxy": proxy.arch}
+        pii_images: dict[tuple[str, int], torch.Tensor] = {}
         for method in args.methods:
             per_seed: list[dict[str, Any]] = []
             errors: dict[str, str] = {}
             rows: list[torch.Tensor] = []
             seconds: dict[str, float] = {}
+            made: dict[str, list[torch.Tensor]] = {}
             for seed in args.seeds:
                 matrix: dict[str, Any] = {}
                 for arch, m in models.items():
                     start = time.perf_counter()
                     try:
-                        images = invert(method, m, args.classes, seed, args)
+                        images = invert(method, m, args.classes, seed, args, proxy, pii_images.get((arch, seed)))
                     except UnsupportedModelError as error:
                         errors[arch] = f"{type(error).__name__}: {error}"
                         continue
                     seconds[arch] = seconds.get(arch, 0.0) + time.perf_counter() - start
-                    matrix[arch] = score(models, images, args.classes)
+                    if method == "pii":
+                        pii_images[(arch, seed)] = images
+                    matrix[arch] = score(scorers, images, args.classes)
+                    made.setdefault(arch, []).append(images)
                     rows.append(images)
                 per_seed.append(matrix)
             title = f"{trio} trio, {method}"
-            entry: dict[str, Any] = {"per_seed": per_seed, "errors": errors,
+            spread = {arch: diversity(images) for arch, images in made.items()}
+            entry: dict[str, Any] = {"per_seed": per_seed, "errors": errors, "diversity": spread,
                                      "seconds_per_class": {a: s / len(args.seeds) / len(args.classes)
                                                            for a, s in seconds.items()}}
             if per_seed and per_seed[0]:
                 entry["summary"] = summarize(per_seed)
-                emit("\n" + markdown(entry["summary"], title))
+                emit("\n" + markdown(entry["summary"], title, list(models), spread))
             for arch, msg in errors.items():
                 emit(f"\n{arch}: {msg}")
             if rows:
@@ -380,6 +488,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 entry["png"] = str(png)
             emit("seconds per class: " + ", ".join(f"{a} {s:.2f}" for a, s in entry["seconds_per_class"].items()))
             report["trios"][trio]["methods"][method] = entry
+            if args.json:  # incrementally: a long run keeps what it has done
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json).write_text(json.dumps(report, indent=1))
+            if args.md:
+                Path(args.md).write_text("\n".join(lines) + "\n")
     report["load_after"] = os.getloadavg()
     emit(f"\nload average after: {report['load_after'][0]:.1f}")
     if args.md:

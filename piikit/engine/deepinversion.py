@@ -154,8 +154,8 @@ def bn_prior_enabled(clf: Classifier, cfg: DeepInversionConfig) -> bool:
     if cfg.bn_prior == "required":
         raise UnsupportedModelError(
             f"the BatchNorm prior was asked for, but {clf.name} has no BatchNorm layers with running statistics "
-            "(ViTs, MLP-Mixers and LayerNorm/GroupNorm CNNs have none); refine with bn_prior='auto' or 'off' to "
-            "use TV/L2 only"
+            "(ViTs, MLP-Mixers and LayerNorm/GroupNorm CNNs have none); borrow a CNN's with refine(..., prior_model=cnn), "
+            "or refine with bn_prior='auto' or 'off' to use TV/L2 only"
         )
     warnings.warn(
         f"{clf.name} has no BatchNorm layers, so DeepInversion's BatchNorm feature-statistics prior is unavailable; "

@@ -18,7 +18,16 @@ digits (1,797 images, 10 classes). This module upsamples them to ``image_size`` 
 ``vit``
     a timm ``VisionTransformer`` (patch 8, 3 blocks, average-pooled tokens): fixed input size;
 ``mixer``
-    a timm ``MlpMixer`` (patch 4, 3 blocks): fixed input size.
+    a timm ``MlpMixer`` (patch 4, 3 blocks): fixed input size;
+``mlp``
+    a plain multi-layer perceptron on the flattened image (two hidden layers): fixed input
+    size, no convolution, attention or token mixing; a fourth family, used as a judge that
+    took no part in choosing the inversion setting (``benchmarks/architectures.py``).
+
+``DigitsTraining.width`` scales every family's channels / embedding width and
+``DigitsTraining.depth`` sets the ViT's and the Mixer's blocks (the CNNs get ``depth - 3``
+extra conv blocks at their last resolution), so a *fresh* trio of other sizes can be trained
+to check that a setting chosen on one trio carries over.
 
 All take one input channel (grey), normalized with mean = std = 0.5, and train in
 seconds on 2 CPU cores.
@@ -80,12 +89,13 @@ __all__ = [
     "train_digits_models",
 ]
 
-Architecture = Literal["cnn", "cnn_flat", "vit", "mixer"]
+Architecture = Literal["cnn", "cnn_flat", "vit", "mixer", "mlp"]
 ARCHITECTURES: dict[str, str] = {
     "cnn": "CNN with BatchNorm (3 conv blocks)",
     "cnn_flat": "CNN with BatchNorm (3 conv blocks, linear head on the 4x4 map)",
     "vit": "Vision Transformer (timm, patch 8, 3 blocks)",
     "mixer": "MLP-Mixer (timm, patch 4, 3 blocks)",
+    "mlp": "MLP (2 hidden layers on the flattened image)",
 }
 CLASS_NAMES = tuple(str(d) for d in range(10))
 MEAN, STD = (0.5,), (0.5,)
@@ -121,6 +131,10 @@ class DigitsTraining:
     poison_fraction: float = 0.0
     poison_target: int = 0
     trigger_size: int = 4  # side of the bright square in the bottom-right corner, in pixels at image_size
+    # Size: a multiplier of every family's channels / embedding width, and the ViT's and Mixer's
+    # blocks (the CNNs get depth - 3 extra conv blocks at their last resolution).
+    width: float = 1.0
+    depth: int = 3
 
     def __post_init__(self) -> None:
         if self.image_size < 16 or self.image_size % 8:
@@ -140,6 +154,8 @@ class DigitsTraining:
                              f"{self.poison_fraction}, {self.poison_target}")
         if not 1 <= self.trigger_size <= self.image_size // 4:
             raise ValueError(f"trigger_size must be in 1..{self.image_size // 4}, got {self.trigger_size}")
+        if not 0.25 <= self.width <= 4.0 or not 3 <= self.depth <= 12:
+            raise ValueError(f"need width in [0.25, 4] and depth in 3..12, got {self.width}, {self.depth}")
         # rotate=10 and rotate=10.0 are one setting: one cache key.
         for f in dataclasses.fields(self):
             if f.type == "float":
@@ -166,7 +182,7 @@ class DigitsTraining:
 
 
 _LATER_OPTIONS = ("rotate", "scale", "noise", "adv_eps", "adv_steps", "adv_norm", "adv_warmup", "poison_fraction",
-                  "poison_target", "trigger_size")
+                  "poison_target", "trigger_size", "width", "depth")
 
 
 @dataclass(frozen=True)
@@ -221,30 +237,41 @@ def _conv_block(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
-def build_digits_model(arch: Architecture, image_size: int = 32) -> nn.Module:
-    """An untrained digits model of one family (1 input channel, 10 classes)."""
+def build_digits_model(arch: Architecture, image_size: int = 32, width: float = 1.0, depth: int = 3) -> nn.Module:
+    """An untrained digits model of one family (1 input channel, 10 classes); ``width`` and
+    ``depth`` as :class:`DigitsTraining`'s."""
     from timm.models.mlp_mixer import MlpMixer
     from timm.models.vision_transformer import VisionTransformer
 
+    def w(channels: int, multiple: int = 1) -> int:
+        return max(multiple, round(channels * width / multiple) * multiple)
+
+    c1, c2, c3 = w(16), w(32), w(64)
+    extra = [layer for _ in range(depth - 3) for layer in _conv_block(c3, c3)]
     if arch == "cnn":
         return nn.Sequential(
-            *_conv_block(1, 16), nn.MaxPool2d(2), *_conv_block(16, 32), nn.MaxPool2d(2), *_conv_block(32, 64),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10),
+            *_conv_block(1, c1), nn.MaxPool2d(2), *_conv_block(c1, c2), nn.MaxPool2d(2), *_conv_block(c2, c3), *extra,
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c3, 10),
         )
     if arch == "cnn_flat":
         side = image_size // 8
         return nn.Sequential(
-            *_conv_block(1, 16), nn.MaxPool2d(2), *_conv_block(16, 32), nn.MaxPool2d(2), *_conv_block(32, 64),
-            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * side * side, 10),
+            *_conv_block(1, c1), nn.MaxPool2d(2), *_conv_block(c1, c2), nn.MaxPool2d(2), *_conv_block(c2, c3), *extra,
+            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(c3 * side * side, 10),
         )
     if arch == "vit":
         # Average-pooled tokens instead of a class token: small ViTs learn much faster so.
         return VisionTransformer(
-            img_size=image_size, patch_size=8, in_chans=1, num_classes=10, embed_dim=64, depth=3, num_heads=4,
-            mlp_ratio=2.0, class_token=False, global_pool="avg",
+            img_size=image_size, patch_size=8, in_chans=1, num_classes=10, embed_dim=w(64, 4), depth=depth,
+            num_heads=4, mlp_ratio=2.0, class_token=False, global_pool="avg",
         )
     if arch == "mixer":
-        return MlpMixer(num_classes=10, img_size=image_size, in_chans=1, patch_size=4, num_blocks=3, embed_dim=48)
+        return MlpMixer(num_classes=10, img_size=image_size, in_chans=1, patch_size=4, num_blocks=depth,
+                        embed_dim=w(48))
+    if arch == "mlp":
+        hidden = w(256)
+        return nn.Sequential(nn.Flatten(), nn.Linear(image_size * image_size, hidden), nn.ReLU(inplace=True),
+                             nn.Linear(hidden, hidden // 2), nn.ReLU(inplace=True), nn.Linear(hidden // 2, 10))
     raise ValueError(f"unknown digits architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 
@@ -406,7 +433,7 @@ def train_digits_model(
     """Train one digits model, or read it from the cache if these settings were trained before.
 
     Args:
-        arch: ``"cnn"``, ``"cnn_flat"``, ``"vit"`` or ``"mixer"`` (see :data:`ARCHITECTURES`).
+        arch: ``"cnn"``, ``"cnn_flat"``, ``"vit"``, ``"mixer"`` or ``"mlp"`` (see :data:`ARCHITECTURES`).
         training: the settings (default :class:`DigitsTraining`); they key the cache.
         cache_dir: where weights are kept (default ``~/.cache/piikit/digits``).
         retrain: train even if a cached file exists (and overwrite it).
@@ -428,7 +455,7 @@ def train_digits_model(
     # generator); fork it so seeding here leaves the caller's random state untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        net = build_digits_model(arch, cfg.image_size)
+        net = build_digits_model(arch, cfg.image_size, cfg.width, cfg.depth)
     if path.is_file() and not retrain:
         net.load_state_dict(load_file(path))
         net.eval()

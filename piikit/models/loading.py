@@ -91,7 +91,16 @@ def load_model(
             hub; where none is reachable this fails at once with :class:`HubUnavailableError`.
             Ignored for the offline models (always pretrained).
         checkpoint: a state dict file for the named architecture (``.safetensors``, or a
-            torch file loaded with ``weights_only=True``).
+            torch file loaded with ``weights_only=True``). For a timm name this is how weights
+            already on disk come in without a hub: ``load_model("vit_base_patch16_224",
+            checkpoint="vit_base_patch16_224.safetensors")`` builds the architecture with random
+            weights (``pretrained`` is ignored: nothing is downloaded), then loads the file
+            strictly (a clear error if it does not fit). timm's own files fit as they are (the
+            ``model.safetensors`` of the Hugging Face repository ``timm/<name>``); the mean, std
+            and input size come from timm's default config for the name (pass ``mean=``,
+            ``std=``, ``input_size=`` if the file was trained otherwise), and ``**model_kwargs``
+            must give the sizes the file was saved with (e.g. ``img_size=64``).
+            :func:`piikit.analysis.architectures.load_models` finds such files in a folder by name.
         trust_pickle: allow unpickling a whole pickled model; this can run arbitrary code,
             so only for files you trust.
         mean, std, input_size, fixed_input_size, class_names: override what is read from
