@@ -150,7 +150,7 @@ def work(config: piikit.InversionConfig, size: int) -> float:
     """Forward + input-gradient passes per class, in full-size samples: every stage's steps x
     ensemble x (side / size)^2, plus the polish's steps (one copy at full size)."""
     staged = sum(config.steps_per_stage * config.ensemble * (s / size) ** 2 for s in stage_sizes(config, size))
-    return staged + config.polish_steps
+    return staged + config.refine_steps
 
 
 def condition_config(base: str, condition: str, size: int = 224) -> piikit.InversionConfig:
@@ -160,7 +160,7 @@ def condition_config(base: str, condition: str, size: int = 224) -> piikit.Inver
     # time (quick has it already).
     base_config = piikit.make_config(BASES[base][1], image_size=size, fold_bn=True)
     if overrides.pop("equal_work", False):
-        target = work(base_config, size) - base_config.polish_steps
+        target = work(base_config, size) - base_config.refine_steps
         per_stage = target / (base_config.stages * base_config.ensemble)
         overrides["steps_per_stage"] = max(1, round(per_stage))
     return base_config.replace(**overrides)

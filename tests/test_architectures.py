@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import piikit
-from piikit.analysis.architectures import ArchitectureComparison, compare_architectures, load_models, weight_file
+from piikit.interfaces.architectures import ArchitectureComparison, compare_architectures, load_models, weight_file
 
 
 def _save(name: str, folder: Path, suffix: str = ".safetensors") -> torch.nn.Module:

@@ -100,7 +100,7 @@ def load_model(
             and input size come from timm's default config for the name (pass ``mean=``,
             ``std=``, ``input_size=`` if the file was trained otherwise), and ``**model_kwargs``
             must give the sizes the file was saved with (e.g. ``img_size=64``).
-            :func:`piikit.analysis.architectures.load_models` finds such files in a folder by name.
+            :func:`piikit.interfaces.architectures.load_models` finds such files in a folder by name.
         trust_pickle: allow unpickling a whole pickled model; this can run arbitrary code,
             so only for files you trust.
         mean, std, input_size, fixed_input_size, class_names: override what is read from
