@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import piikit
+from piikit.models import frozen
 from piikit.engine.objectives import Batch
 from piikit.errors import UnsupportedModelError
 from piikit.refinement.deepinversion import refine
@@ -44,8 +45,9 @@ def test_the_value_is_the_proxys_batchnorm_prior_and_its_gradient_reaches_the_im
         value = term(_batch(images))
         (grad,) = torch.autograd.grad(value, images)
     # The same number as DeepInversion's prior hooked on the proxy itself.
+    # (in eval mode, as the term runs it: the session's tiny CNN may be left in training mode)
     direct = BatchNormPrior(1.0, 10.0)
-    with direct.hooks(proxy), torch.no_grad():
+    with frozen(proxy), direct.hooks(proxy), torch.no_grad():
         proxy(images)
         expected = direct(_batch(images))
     value = value.detach()
