@@ -12,7 +12,7 @@ import timm
 import torch
 
 import piikit
-from piikit.analysis.attribution import attribute, attribute_compare, default_layer
+from piikit.analysis.attribution import attribute, attribute_models, default_layer
 from piikit.analysis.evaluate import format_scores, score
 from piikit.errors import UnknownClassError
 from piikit.interfaces.attribution_plots import plot_attributions
@@ -70,14 +70,14 @@ def test_attribution_probes_one_channel(gray_cnn, method):
 def test_default_layer_and_compare_one_channel(gray_cnn, gray_vit):
     assert default_layer(gray_cnn) and default_layer(gray_vit)
     images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(2))
-    out = attribute_compare({"cnn": gray_cnn, "vit": gray_vit}, images, target=[1, 2], method="gradcam")
+    out = attribute_models({"cnn": gray_cnn, "vit": gray_vit}, images, target=[1, 2], method="gradcam")
     assert [tuple(a.shape) for a in out.values()] == [(2, 1, 32, 32)] * 2
     fig = plot_attributions(images, out["cnn"])
     assert len(fig.axes) >= 6
 
 
 def test_invert_compare_and_result_titles_with_class_names(gray_cnn, gray_vit, tmp_path):
-    cmp = piikit.compare(gray_cnn, "digit 7", {"pixels": {}, "lowres": {"param": "lowres", "border": "black"}},
+    cmp = piikit.compare_settings(gray_cnn, "digit 7", {"pixels": {}, "lowres": {"param": "lowres", "border": "black"}},
                          "preview", image_size=32, stages=2, steps_per_stage=3, ensemble=2)
     assert cmp.images().shape == (2, 1, 32, 32)
     assert cmp.show()._suptitle.get_text() == "7: digit 7"
