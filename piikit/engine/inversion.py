@@ -485,7 +485,8 @@ class Inversion:
             seed=self.seed, model_name=self.model.name, history=history, snapshots=list(self.snapshots),
             final_probs=probs, alpha=self._transparency_map(), interrupted=not self.done,
             stop_reason=self.stop_reason if not self.done else None,
-            steps_done=self.global_step, elapsed_s=self.elapsed_s, device=str(self.device), extra=self._extra(),
+            steps_done=self.global_step, total_steps=self.total_steps,
+            elapsed_s=self.elapsed_s, device=str(self.device), extra=self._extra(),
         )
 
     def _transparency_map(self) -> torch.Tensor | None:
