@@ -106,8 +106,8 @@ def test_bad_settings_are_refused() -> None:
                       ({"scale": 1.0}, r"scale must be a number in \[0, 1\), got 1"),
                       ({"lr": float("nan")}, "lr must be a finite number"),
                       ({"adv_norm": "l1"}, "adv_norm must be one of 'l2', 'linf', got 'l1'"),
-                      ({"poison_target": 10}, "poison_target must be a whole number in \\[0, 9\\], got 10"),
-                      ({"trigger_size": 9}, "trigger_size must be a whole number in \\[1, 8\\], got 9")]:
+                      ({"poison_target": 10}, r"poison_target must be a whole number in \[0, 9\], got 10"),
+                      ({"trigger_size": 9}, r"trigger_size must be a whole number in \[1, 8\], got 9")]:
         with pytest.raises(InvalidValueError, match=says):
             DigitsTraining(**bad)
 
