@@ -137,7 +137,7 @@ def main() -> None:
         for seed in args.seeds:
             images, seconds[seed] = in_batches(args.classes, seed, lambda b, s: piikit.invert(
                 model, args.classes[b], config, seed=s, device=args.device, progress=False))
-            seed_rows = piikit.score(images, args.classes, evaluators, device=args.device)
+            seed_rows = piikit.score(evaluators, images, args.classes, device=args.device)
             per_seed[seed] = summarize(seed_rows)
             rows += [{k: v for k, v in {**r, "seed": seed}.items() if k != "size"} for r in seed_rows]
         report["conditions"][name] = {

@@ -110,9 +110,11 @@ def user_stacklevel() -> int:
     return level
 
 
-def warn_renamed(old: str, new: str) -> None:
-    """A DeprecationWarning, at the user's line, that ``old`` is now ``new`` (old names stay one release)."""
-    warnings.warn(f"{old} is now called {new}; the old name goes in the next release", DeprecationWarning,
+def warn_renamed(old: str, new: str, *, spelling: str = "name") -> None:
+    """A DeprecationWarning, at the user's line, that ``old`` is now ``new`` (old names and
+    argument orders stay one release)."""
+    verb = "called" if spelling == "name" else "written"
+    warnings.warn(f"{old} is now {verb} {new}; the old {spelling} goes in the next release", DeprecationWarning,
                   stacklevel=user_stacklevel())
 
 

@@ -36,7 +36,7 @@ def gray_vit() -> piikit.Classifier:
 
 def test_score_one_channel_and_class_names(gray_cnn, gray_vit):
     images = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(0))
-    rows = score(images, ["digit 3", 4, "digit 7"], [gray_cnn, gray_vit], device="cpu")
+    rows = score([gray_cnn, gray_vit], images, ["digit 3", 4, "digit 7"], device="cpu")
     assert len(rows) == 6 and {r["evaluator"] for r in rows} == {gray_cnn.name, gray_vit.name}
     assert [r["target"] for r in rows[:3]] == [3, 4, 7]
     assert rows[0]["label"] == "3: digit 3"
@@ -46,15 +46,15 @@ def test_score_one_channel_and_class_names(gray_cnn, gray_vit):
 
 def test_score_channel_mismatch_is_one_line_naming_both(gray_cnn, tiny_cnn):
     with pytest.raises(ValueError, match=r"takes 1-channel images, but the images have 3 channel") as err:
-        score(torch.rand(1, 3, 32, 32), 1, gray_cnn, device="cpu")
+        score(gray_cnn, torch.rand(1, 3, 32, 32), 1, device="cpu")
     assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match=r"takes 3-channel images, but the images have 1 channel"):
-        score(torch.rand(1, 1, 32, 32), 1, tiny_cnn, device="cpu")
+        score(tiny_cnn, torch.rand(1, 1, 32, 32), 1, device="cpu")
 
 
 def test_unknown_class_name_of_a_custom_model(gray_cnn):
     with pytest.raises(UnknownClassError, match=r"did you mean .\d: digit \d"):
-        score(torch.rand(1, 1, 32, 32), "digit three", gray_cnn, device="cpu")
+        score(gray_cnn, torch.rand(1, 1, 32, 32), "digit three", device="cpu")
     assert piikit.resolve_class("digit 5", gray_cnn.class_names) == 5
     assert piikit.search_classes("digit", gray_cnn.class_names)[0][0] == 0
 

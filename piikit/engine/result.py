@@ -145,7 +145,7 @@ class InversionResult:
         in ``scores`` and written by :meth:`save`."""
         from piikit.models.scoring import score
 
-        return score(self, evaluators=evaluators, **kwargs)
+        return score(evaluators, self, **kwargs)
 
     def metadata(self) -> dict[str, Any]:
         """Everything :meth:`save` writes to JSON besides the images."""

@@ -185,7 +185,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     for meta_path, meta, paths, targets in results:
         images = result_files.read_images(paths)
         evaluators = args.evaluators or default_evaluators(meta.get("model"))
-        rows = score(images, targets, evaluators, device=args.device, batch_size=args.batch_size,
+        rows = score(evaluators, images, targets, device=args.device, batch_size=args.batch_size,
                      resize=args.resize)
         for row in rows:
             row["file"] = paths[row["image"]].name
