@@ -318,7 +318,7 @@ def run_unit(model: Any, report: dict[str, Any], base: str, condition: str, seed
     load_start = list(os.getloadavg())
     images, seconds = in_batches(classes, seed, lambda b, s: piikit.invert(
         model, classes[b], config, seed=s, device=device, progress=False, callbacks=callbacks))
-    rows = piikit.score(images, classes, report["evaluators"], device=device)
+    rows = piikit.score(report["evaluators"], images, classes, device=device)
     thumb = Path("thumbs") / base / condition / f"seed{seed}.jpg"
     (out / thumb).parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out / thumb, thumbnail_strip(images))

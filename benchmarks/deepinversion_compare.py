@@ -38,7 +38,7 @@ EVALUATORS = ["efficientnet_lite1", "efficientnet_lite2"]
 
 
 def measure(name: str, result: piikit.InversionResult, seconds: float, steps: int) -> dict[str, Any]:
-    rows = score(result.images, result.targets, EVALUATORS, device="cpu")
+    rows = score(EVALUATORS, result.images, result.targets, device="cpu")
     summary = summarize(rows)
     row: dict[str, Any] = {
         "method": name, "steps": steps, "seconds": round(seconds, 1),

@@ -119,7 +119,7 @@ def measure(name: str, classes: list[int], seeds: list[int], model: piikit.Class
     for seed in seeds:
         images, seconds[seed] = quality.in_batches(classes, seed, lambda b, s: piikit.invert(
             model, classes[b], config, seed=s, device="cpu", progress=False))
-        per_seed[seed] = summarize(piikit.score(images, classes, evaluators, device="cpu"))
+        per_seed[seed] = summarize(piikit.score(evaluators, images, classes, device="cpu"))
     summary = quality.summarize_seeds(per_seed, seconds, len(classes))
     return {
         "name": name, "preset": preset, "overrides": overrides, "config": config.to_dict(),

@@ -216,7 +216,7 @@ def main() -> None:
         else:
             images, seconds[seed] = in_batches(classes, seed, lambda b, s: piikit.invert(
                 model, classes[b], config, seed=s, device=args.device, progress=True))
-        seed_rows = piikit.score(images, classes, evaluators, device=args.device)
+        seed_rows = piikit.score(evaluators, images, classes, device=args.device)
         per_seed[seed] = summarize(seed_rows)
         contact_sheet(images, classes, seed_rows, out / f"sheet_seed{seed}.png")
         torch.save((images * 255).round().to(torch.uint8), out / f"images_seed{seed}.pt")

@@ -38,14 +38,14 @@ _EXPORTS: dict[str, str] = {
     "score": "piikit.models.scoring",
     "predict": "piikit.models.scoring",
     "summarize": "piikit.analysis.evaluate",
-    "compare": "piikit.interfaces.comparison",
+    "compare_settings": "piikit.interfaces.comparison",
     "attribute": "piikit.analysis.attribution",
-    "attribute_compare": "piikit.analysis.attribution",
+    "attribute_models": "piikit.analysis.attribution",
     "map_agreement": "piikit.analysis.agreement",
     "agreement_rows": "piikit.analysis.agreement",
     "list_layers": "piikit.models.layers",
     "plot_attributions": "piikit.interfaces.attribution_plots",
-    "plot_comparison": "piikit.interfaces.attribution_plots",
+    "plot_model_attributions": "piikit.interfaces.attribution_plots",
     "capture_activation": "piikit.engine.features",
     "sweep": "piikit.interfaces.runner",
     "explore": "piikit.interfaces.explorer",
@@ -59,7 +59,7 @@ _EXPORTS: dict[str, str] = {
     "StepState": "piikit.engine.callbacks",
     "Callback": "piikit.engine.callbacks",
     "InversionResult": "piikit.engine.result",
-    "Comparison": "piikit.interfaces.comparison",
+    "SettingsComparison": "piikit.interfaces.comparison",
     "SweepSummary": "piikit.interfaces.runner",
     "Classifier": "piikit.models.classifier",
     # objectives and loss terms (``invert(objective=..., terms=...)``)
@@ -78,6 +78,14 @@ _EXPORTS: dict[str, str] = {
     "InversionFailed": "piikit.errors",
 }
 
+# Old public names -> new ones, kept for one release (a DeprecationWarning on each use).
+_RENAMED: dict[str, str] = {
+    "compare": "compare_settings",
+    "Comparison": "SettingsComparison",
+    "attribute_compare": "attribute_models",
+    "plot_comparison": "plot_model_attributions",
+}
+
 # Submodules reachable as attributes without importing them first (notebooks' old spelling).
 _MODULES: dict[str, str] = {
     "widgets": "piikit.interfaces.widgets",
@@ -92,6 +100,11 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
     elif name in _MODULES:
         value = importlib.import_module(_MODULES[name])
+    elif name in _RENAMED:
+        from piikit.errors import warn_renamed
+
+        warn_renamed(name, _RENAMED[name])
+        return __getattr__(_RENAMED[name])  # not cached: every use of the old name warns
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value  # later look-ups skip this function
@@ -104,14 +117,14 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from piikit.analysis.attribution import attribute as attribute
-    from piikit.analysis.attribution import attribute_compare as attribute_compare
+    from piikit.analysis.attribution import attribute_models as attribute_models
     from piikit.analysis.agreement import agreement_rows as agreement_rows
     from piikit.analysis.agreement import map_agreement as map_agreement
     from piikit.models.layers import list_layers as list_layers
     from piikit.interfaces.attribution_plots import plot_attributions as plot_attributions
-    from piikit.interfaces.attribution_plots import plot_comparison as plot_comparison
-    from piikit.interfaces.comparison import Comparison as Comparison
-    from piikit.interfaces.comparison import compare as compare
+    from piikit.interfaces.attribution_plots import plot_model_attributions as plot_model_attributions
+    from piikit.interfaces.comparison import SettingsComparison as SettingsComparison
+    from piikit.interfaces.comparison import compare_settings as compare_settings
     from piikit.models.scoring import score as score
     from piikit.models.scoring import predict as predict
     from piikit.analysis.evaluate import summarize as summarize

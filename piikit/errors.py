@@ -9,6 +9,8 @@ subclasses also derive from the builtin a Python user would expect (``ValueError
 from __future__ import annotations
 
 import sys
+import warnings
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
@@ -25,6 +27,8 @@ __all__ = [
     "WriteFailed",
     "first_line",
     "user_stacklevel",
+    "warn_renamed",
+    "renamed_attribute",
 ]
 
 
@@ -104,3 +108,19 @@ def user_stacklevel() -> int:
     while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "piikit":
         frame, level = frame.f_back, level + 1
     return level
+
+
+def warn_renamed(old: str, new: str, *, spelling: str = "name") -> None:
+    """A DeprecationWarning, at the user's line, that ``old`` is now ``new`` (old names and
+    argument orders stay one release)."""
+    verb = "called" if spelling == "name" else "written"
+    warnings.warn(f"{old} is now {verb} {new}; the old {spelling} goes in the next release", DeprecationWarning,
+                  stacklevel=user_stacklevel())
+
+
+def renamed_attribute(module: str, renamed: Mapping[str, str], name: str, namespace: Mapping[str, Any]) -> Any:
+    """A module's ``__getattr__`` for its renamed public names: the new object, with :func:`warn_renamed`."""
+    if name not in renamed:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    warn_renamed(name, renamed[name])
+    return namespace[renamed[name]]

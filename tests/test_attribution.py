@@ -192,14 +192,14 @@ def test_attributions_of_an_inversion_use_its_targets(lite0):
 
 
 def test_what_a_second_model_sees(lite0, tiny_cnn, photos):
-    seen = piikit.attribute_compare([lite0, tiny_cnn], photos, target=[285, 967], method="gradcam",
+    seen = piikit.attribute_models([lite0, tiny_cnn], photos, target=[285, 967], method="gradcam",
                                     layer={"efficientnet_lite0": "blocks.6"})
     assert list(seen) == ["efficientnet_lite0", "ResNet"]
     assert all(a.shape == photos.shape for a in seen.values())
     torch.testing.assert_close(seen["efficientnet_lite0"], piikit.attribute(lite0, photos, [285, 967], "gradcam",
                                                                               layer="blocks.6"))
     assert not torch.allclose(seen["efficientnet_lite0"], seen["ResNet"])
-    twice = piikit.attribute_compare([lite0, lite0], photos[:1], 285)
+    twice = piikit.attribute_models([lite0, lite0], photos[:1], 285)
     assert list(twice) == ["efficientnet_lite0", "efficientnet_lite0 (2)"]
 
 
@@ -235,11 +235,11 @@ def test_plot_handles_all_zero_maps_and_checks_shapes(photos):
 
 def test_plot_comparison_has_one_column_per_model(photos):
     maps = {"A": torch.rand_like(photos), "B": torch.rand_like(photos), "C": torch.rand_like(photos)}
-    fig = piikit.plot_comparison(photos, maps, ["cat", "cup"])
+    fig = piikit.plot_model_attributions(photos, maps, ["cat", "cup"])
     assert len(fig.axes) == len(photos) * (1 + len(maps))
     assert [ax.get_title() for ax in fig.axes[1:4]] == ["A", "B", "C"]
     assert _rendered(fig)
-    heat = piikit.plot_comparison(photos[0], {k: v[0] for k, v in maps.items()}, overlay=False)
+    heat = piikit.plot_model_attributions(photos[0], {k: v[0] for k, v in maps.items()}, overlay=False)
     assert len(heat.axes) == 4
 
 

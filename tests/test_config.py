@@ -83,7 +83,7 @@ def test_every_entry_point_defaults_to_the_same_preset():
     from piikit.interfaces.cli import build_parser
 
     # The explorer starts on its own preset ("glance", readable in seconds): tests/test_widgets.py.
-    for fn in (piikit.invert, piikit.make_config, piikit.compare, piikit.sweep, piikit.Inversion):
+    for fn in (piikit.invert, piikit.make_config, piikit.compare_settings, piikit.sweep, piikit.Inversion):
         assert inspect.signature(fn).parameters["preset"].default == DEFAULT_PRESET, fn
     assert build_parser().parse_args(["invert", "--class", "1"]).preset == DEFAULT_PRESET
     assert build_parser().parse_args(["sweep", "--classes", "1"]).preset == DEFAULT_PRESET

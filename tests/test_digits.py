@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import piikit
+from piikit.errors import InvalidValueError
 from piikit.models.digits import (
     ARCHITECTURES,
     DigitsTraining,
@@ -115,6 +116,16 @@ def test_bad_settings_are_refused() -> None:
         train_digits_model("resnet", DigitsTraining(epochs=1))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="multiple of 8"):
         DigitsTraining(image_size=30)
+    # Through piikit.validation: one line naming the setting, the value and what is accepted.
+    for bad, says in [({"epochs": 0}, "epochs must be a whole number >= 1, got 0"),
+                      ({"epochs": 2.5}, "epochs must be a whole number"),
+                      ({"scale": 1.0}, r"scale must be a number in \[0, 1\), got 1"),
+                      ({"lr": float("nan")}, "lr must be a finite number"),
+                      ({"adv_norm": "l1"}, "adv_norm must be one of 'l2', 'linf', got 'l1'"),
+                      ({"poison_target": 10}, r"poison_target must be a whole number in \[0, 9\], got 10"),
+                      ({"trigger_size": 9}, r"trigger_size must be a whole number in \[1, 8\], got 9")]:
+        with pytest.raises(InvalidValueError, match=says):
+            DigitsTraining(**bad)
 
 
 @pytest.mark.slow

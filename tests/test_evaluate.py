@@ -38,7 +38,7 @@ def preview(lite0) -> piikit.InversionResult:
 
 
 def test_a_real_photo_is_top1_under_every_offline_model(chelsea):
-    rows = score(chelsea, 285, LITES, device="cpu")
+    rows = score(LITES, chelsea, 285, device="cpu")
     assert [r["evaluator"] for r in rows] == LITES
     assert [r["size"] for r in rows] == [[224, 224], [240, 240], [260, 260]]  # each model's own input size
     for r in rows:
@@ -49,7 +49,7 @@ def test_a_real_photo_is_top1_under_every_offline_model(chelsea):
 
 
 def test_noise_is_not_recognised(noise):
-    rows = score(noise, [285, 980], LITES, device="cpu")
+    rows = score(LITES, noise, [285, 980], device="cpu")
     assert len(rows) == 2 * len(LITES)
     assert not any(r["top1"] for r in rows)
     assert all(r["prob"] < 0.05 for r in rows)
@@ -58,8 +58,8 @@ def test_noise_is_not_recognised(noise):
 
 def test_preview_inversions_score_above_noise_under_another_model(preview, noise):
     assert preview.model_name == "efficientnet_lite0"
-    inv = score(preview.images, preview.targets, "efficientnet_lite1", device="cpu")
-    ref = score(noise[: len(preview.targets)], preview.targets, "efficientnet_lite1", device="cpu")
+    inv = score("efficientnet_lite1", preview.images, preview.targets, device="cpu")
+    ref = score("efficientnet_lite1", noise[: len(preview.targets)], preview.targets, device="cpu")
     assert summarize(inv)["efficientnet_lite1"]["prob"] > 3 * summarize(ref)["efficientnet_lite1"]["prob"]
     assert all(a["rank"] < b["rank"] for a, b in zip(inv, ref))
 
@@ -81,45 +81,52 @@ def test_result_score_uses_the_other_models_and_save_writes_them(preview, tmp_pa
 
 def test_score_takes_a_result_with_its_targets(preview):
     try:
-        rows = score(preview, evaluators="efficientnet_lite1", device="cpu")
-        assert [r["target"] for r in rows] == list(preview.targets)
-        assert rows == score(preview.images, preview.targets, "efficientnet_lite1", device="cpu")
-        with pytest.raises(TypeError, match="evaluators="):
+        rows = score("efficientnet_lite1", preview, device="cpu")
+        assert [r["target"] for r in rows] == list(preview.targets) and preview.scores == rows
+        assert rows == score("efficientnet_lite1", preview.images, preview.targets, device="cpu")
+        with pytest.raises(TypeError, match="brings its own targets"):
+            score("efficientnet_lite1", preview, [1])
+        # The older order (images, targets, evaluators) and keyword, for one release, with a warning.
+        with pytest.warns(DeprecationWarning, match=r"score\(models, images, targets\)"):
+            assert score(preview.images, preview.targets, "efficientnet_lite1", device="cpu") == rows
+        with pytest.warns(DeprecationWarning, match=r"score\(models=...\)"):
+            assert score(preview, evaluators="efficientnet_lite1", device="cpu") == rows
+        with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="brings its own targets"):
             score(preview, "efficientnet_lite1")
     finally:
         preview.scores = None
     with pytest.raises(TypeError, match="target classes"):
-        score(preview.images)
+        score(None, preview.images)
 
 
 def test_resize_false_feeds_images_as_they_are(chelsea):
-    as_is = score(chelsea, 285, ["efficientnet_lite2"], device="cpu", resize=False)[0]
-    native = score(chelsea, 285, ["efficientnet_lite2"], device="cpu")[0]
+    as_is = score(["efficientnet_lite2"], chelsea, 285, device="cpu", resize=False)[0]
+    native = score(["efficientnet_lite2"], chelsea, 285, device="cpu")[0]
     assert as_is["size"] == [300, 451] and native["size"] == [260, 260]
     assert as_is["top1"] and as_is["prob"] != pytest.approx(native["prob"], abs=1e-4)
 
 
 def test_targets_repeat_names_resolve_and_sizes_are_checked(chelsea):
     two = torch.cat([chelsea, chelsea])
-    rows = score(two, "Egyptian cat", "efficientnet_lite0", device="cpu")
+    rows = score("efficientnet_lite0", two, "Egyptian cat", device="cpu")
     assert [(r["image"], r["target"]) for r in rows] == [(0, 285), (1, 285)]
-    assert score(chelsea[0], 285, "efficientnet_lite0", device="cpu")[0]["top1"]  # one 3×H×W image
+    assert score("efficientnet_lite0", chelsea[0], 285, device="cpu")[0]["top1"]  # one 3×H×W image
     with pytest.raises(ValueError, match="2 images but 3 targets"):
-        score(two, [1, 2, 3], "efficientnet_lite0")
+        score("efficientnet_lite0", two, [1, 2, 3])
     with pytest.raises(ValueError, match="efficientnet_lite0 takes 3-channel images, but the images have 1 channel"):
-        score(torch.rand(1, 1, 32, 32), 1, "efficientnet_lite0")
+        score("efficientnet_lite0", torch.rand(1, 1, 32, 32), 1)
 
 
 def test_evaluator_as_a_module_and_class_range_checked(tiny_cnn):
     images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
-    rows = score(images, [1, 2], tiny_cnn, device="cpu")
+    rows = score(tiny_cnn, images, [1, 2], device="cpu")
     assert {r["evaluator"] for r in rows} == {"ResNet"}
     assert all(0 <= r["prob"] <= 1 and 1 <= r["rank"] <= 1000 for r in rows)
     ten_way = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
                                   torch.nn.Linear(4, 10))
     # Targets resolve against the evaluator's own classes (its class_names).
     with pytest.raises(piikit.errors.UnknownClassError, match="out of range"):
-        score(images, [1, 500], ten_way, device="cpu")
+        score(ten_way, images, [1, 500], device="cpu")
 
 
 def test_tv_per_pixel():

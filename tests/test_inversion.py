@@ -266,3 +266,15 @@ def test_amp_and_channels_last_change_only_rounding(tiny_cnn, device, speed):
     r = invert(tiny_cnn, [3, 4], "preview", seed=0, device=device, progress=False, **TINY, **speed)
     assert torch.isfinite(r.images).all() and torch.isfinite(r.history["loss"]).all()
     assert all(p.is_contiguous() for p in tiny_cnn.parameters())
+
+
+def test_invert_takes_inversions_parameters_declared_once(tiny_cnn):
+    import inspect
+
+    run = inspect.signature(piikit.Inversion)
+    assert list(inspect.signature(piikit.invert).parameters) == [p for p in run.parameters if p != "phases"]
+    assert inspect.signature(piikit.invert).parameters["seed"].default == run.parameters["seed"].default == 0
+    with pytest.raises(TypeError, match="invert\\(\\) takes no phases"):
+        piikit.invert(tiny_cnn, 1, "preview", phases=[])
+    with pytest.raises(TypeError):
+        piikit.invert(tiny_cnn, 1, "preview", 0)  # everything after preset is keyword-only, as before

@@ -41,7 +41,7 @@ def plotting_functions() -> set[str]:
 
 
 def test_plotting_functions_are_found():
-    assert {"show", "filmstrip", "plot_history", "image_grid", "plot_comparison", "plot_attributions"} <= plotting_functions()
+    assert {"show", "filmstrip", "plot_history", "image_grid", "plot_model_attributions", "plot_attributions"} <= plotting_functions()
 
 
 def test_piikit_figures_have_a_png_representation():

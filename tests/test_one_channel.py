@@ -12,7 +12,7 @@ import timm
 import torch
 
 import piikit
-from piikit.analysis.attribution import attribute, attribute_compare, default_layer
+from piikit.analysis.attribution import attribute, attribute_models, default_layer
 from piikit.analysis.evaluate import format_scores, score
 from piikit.errors import UnknownClassError
 from piikit.interfaces.attribution_plots import plot_attributions
@@ -36,7 +36,7 @@ def gray_vit() -> piikit.Classifier:
 
 def test_score_one_channel_and_class_names(gray_cnn, gray_vit):
     images = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(0))
-    rows = score(images, ["digit 3", 4, "digit 7"], [gray_cnn, gray_vit], device="cpu")
+    rows = score([gray_cnn, gray_vit], images, ["digit 3", 4, "digit 7"], device="cpu")
     assert len(rows) == 6 and {r["evaluator"] for r in rows} == {gray_cnn.name, gray_vit.name}
     assert [r["target"] for r in rows[:3]] == [3, 4, 7]
     assert rows[0]["label"] == "3: digit 3"
@@ -46,15 +46,15 @@ def test_score_one_channel_and_class_names(gray_cnn, gray_vit):
 
 def test_score_channel_mismatch_is_one_line_naming_both(gray_cnn, tiny_cnn):
     with pytest.raises(ValueError, match=r"takes 1-channel images, but the images have 3 channel") as err:
-        score(torch.rand(1, 3, 32, 32), 1, gray_cnn, device="cpu")
+        score(gray_cnn, torch.rand(1, 3, 32, 32), 1, device="cpu")
     assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match=r"takes 3-channel images, but the images have 1 channel"):
-        score(torch.rand(1, 1, 32, 32), 1, tiny_cnn, device="cpu")
+        score(tiny_cnn, torch.rand(1, 1, 32, 32), 1, device="cpu")
 
 
 def test_unknown_class_name_of_a_custom_model(gray_cnn):
     with pytest.raises(UnknownClassError, match=r"did you mean .\d: digit \d"):
-        score(torch.rand(1, 1, 32, 32), "digit three", gray_cnn, device="cpu")
+        score(gray_cnn, torch.rand(1, 1, 32, 32), "digit three", device="cpu")
     assert piikit.resolve_class("digit 5", gray_cnn.class_names) == 5
     assert piikit.search_classes("digit", gray_cnn.class_names)[0][0] == 0
 
@@ -70,14 +70,14 @@ def test_attribution_probes_one_channel(gray_cnn, method):
 def test_default_layer_and_compare_one_channel(gray_cnn, gray_vit):
     assert default_layer(gray_cnn) and default_layer(gray_vit)
     images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(2))
-    out = attribute_compare({"cnn": gray_cnn, "vit": gray_vit}, images, target=[1, 2], method="gradcam")
+    out = attribute_models({"cnn": gray_cnn, "vit": gray_vit}, images, target=[1, 2], method="gradcam")
     assert [tuple(a.shape) for a in out.values()] == [(2, 1, 32, 32)] * 2
     fig = plot_attributions(images, out["cnn"])
     assert len(fig.axes) >= 6
 
 
 def test_invert_compare_and_result_titles_with_class_names(gray_cnn, gray_vit, tmp_path):
-    cmp = piikit.compare(gray_cnn, "digit 7", {"pixels": {}, "lowres": {"param": "lowres", "border": "black"}},
+    cmp = piikit.compare_settings(gray_cnn, "digit 7", {"pixels": {}, "lowres": {"param": "lowres", "border": "black"}},
                          "preview", image_size=32, stages=2, steps_per_stage=3, ensemble=2)
     assert cmp.images().shape == (2, 1, 32, 32)
     assert cmp.show()._suptitle.get_text() == "7: digit 7"

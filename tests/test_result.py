@@ -69,3 +69,19 @@ def test_show_makes_a_titled_grid(result):
     assert len(result.filmstrip(1).axes) == 2
     curves = [line for line in result.plot_history().axes[0].lines if not line.get_label().startswith("_")]
     assert [c.get_label() for c in curves] == result.labels
+
+
+def test_total_steps_counts_every_phase_and_round_trips(tiny_models, tmp_path):
+    # A refine() from noise runs a warm-up phase and a full-size phase; its config is the last
+    # phase's, whose own total_steps is only that phase's 3 steps.
+    refined = piikit.refine(tiny_models["cnn"], targets=1, preset="preview", progress=False, device="cpu",
+                            warmup_steps=2, steps=3, warmup_size=32, image_size=64)
+    assert refined.config.total_steps == 3
+    assert refined.steps_done == refined.total_steps == refined.metadata()["total_steps"] == 5
+    refined.save(tmp_path)
+    assert piikit.InversionResult.load(tmp_path).total_steps == 5
+    # A PII run with a refine phase: the stages and the refine steps; two runs end to end add up.
+    pii = piikit.invert(tiny_models["cnn"], 1, "preview", seed=0, progress=False, stages=2, steps_per_stage=2,
+                        image_size=32, refine_steps=3)
+    assert pii.steps_done == pii.metadata()["total_steps"] == 7
+    assert pii.followed_by(refined).metadata()["total_steps"] == 12

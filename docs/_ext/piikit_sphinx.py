@@ -44,7 +44,7 @@ ROOT = DOCS.parent
 NOTEBOOKS = ROOT / "notebooks"
 NOTEBOOK_PAGES = DOCS / "notebooks"
 # The names the reference starts with; the other sections follow in module order.
-LEAD = ["invert", "refine", "attribute", "score", "compare", "sweep", "load_model"]
+LEAD = ["invert", "refine", "attribute", "score", "compare_settings", "sweep", "load_model"]
 
 
 # -- notebooks -------------------------------------------------------------------------------

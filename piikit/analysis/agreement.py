@@ -73,7 +73,7 @@ def agreement_rows(
     column per image (``labels``) and their mean.
 
     ``maps`` is method → (model name → attributions), e.g. ``{"gradcam":
-    attribute_compare({"lite0": m0, "lite2": m2}, result, method="gradcam")}``; each model
+    attribute_models({"lite0": m0, "lite2": m2}, result, method="gradcam")}``; each model
     after the first is compared with the first (the inverted one).
     """
     rows = []

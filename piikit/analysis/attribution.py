@@ -35,8 +35,8 @@ baseline for integrated gradients and occlusion (pass ``baselines=`` to change i
 >>> result = piikit.invert(model, ["goldfinch", "volcano"], "fast")  # doctest: +SKIP
 >>> attr = attribute(model, result, method="gradcam", layer="blocks.6")  # doctest: +SKIP
 >>> plot_attributions(result.images, attr, result.labels)  # doctest: +SKIP
->>> seen = attribute_compare({"lite0": model, "lite2": "efficientnet_lite2"}, result)  # doctest: +SKIP
->>> plot_comparison(result.images, seen, result.labels)  # doctest: +SKIP
+>>> seen = attribute_models({"lite0": model, "lite2": "efficientnet_lite2"}, result)  # doctest: +SKIP
+>>> plot_model_attributions(result.images, seen, result.labels)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any, Union
 import torch
 from torch import nn
 
-from piikit.errors import UnsupportedModelError
+from piikit.errors import UnsupportedModelError, renamed_attribute
 from piikit.labels import resolve_class
 from piikit.models import Classifier, frozen, load_model
 from piikit.device import module_device
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 __all__ = [
     "METHODS",
     "attribute",
-    "attribute_compare",
+    "attribute_models",
     "list_layers",
     "default_layer",
 ]
@@ -384,7 +384,7 @@ def _model_names(models: Sequence[ModelLike] | Mapping[str, ModelLike]) -> dict[
     return named
 
 
-def attribute_compare(
+def attribute_models(
     models: Sequence[ModelLike] | Mapping[str, ModelLike],
     images: "torch.Tensor | InversionResult",
     target: Target = None,
@@ -395,7 +395,7 @@ def attribute_compare(
     """What several models see in the same images: :func:`attribute` once per model.
 
     The usual use: model A's inversion, attributed by A and by another model B
-    (``attribute_compare([lite0, "efficientnet_lite2"], result)``), to see whether B
+    (``attribute_models([lite0, "efficientnet_lite2"], result)``), to see whether B
     finds the class where A put it.
 
     Args:
@@ -415,3 +415,11 @@ def attribute_compare(
         lay = layer.get(name) if isinstance(layer, Mapping) else layer
         out[name] = attribute(model, images, target, method, lay, **dict(kwargs))
     return out
+
+
+# old name -> new, kept for one release (a DeprecationWarning on use).
+_RENAMED = {"attribute_compare": "attribute_models"}
+
+
+def __getattr__(name: str) -> Any:
+    return renamed_attribute(__name__, _RENAMED, name, globals())

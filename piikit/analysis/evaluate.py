@@ -77,7 +77,7 @@ def cross_matrix(
     is :func:`summarize`'s (``top1``, ``prob``, ...) over that result's images; the keys are
     ``results``' and ``judges``' own (the matrix ``plot_matrices`` draws).
     """
-    return {made: {name: summarize(score(r.images, r.targets, [judge], device=device)).popitem()[1]
+    return {made: {name: summarize(score([judge], r.images, r.targets, device=device)).popitem()[1]
                    for name, judge in judges.items()}
             for made, r in results.items()}
 

@@ -11,7 +11,7 @@ Presets, by name:
     exactly the defaults: about an hour per class for EfficientNet-Lite0 on 2 CPU cores.
 ``fast``
     The default of every entry point (:func:`~piikit.invert`, :func:`make_config`,
-    :func:`~piikit.compare`, :func:`~piikit.sweep` and the ``piikit`` command; the explorer starts on ``glance``):
+    :func:`~piikit.compare_settings`, :func:`~piikit.sweep` and the ``piikit`` command; the explorer starts on ``glance``):
     the paper's 7 stages and augmentations with 64 steps each, an ensemble of 4 and lr 0.03
     (fewer steps need a larger step to move the image as far): still PII's method and
     pixels, at a cost that fits a laptop CPU (tens of seconds per class), and images other
@@ -52,14 +52,13 @@ import dataclasses
 import difflib
 import inspect
 import re
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 from piikit.engine.param import ParamKind
 from piikit.engine.schedule import BorderFill, ScheduleMode
-from piikit.errors import user_stacklevel
+from piikit.errors import warn_renamed
 from piikit.validation import admits_none, check_fields, check_float, check_int, field_types
 
 __all__ = ["ConfigBase", "InversionConfig", "PRESETS", "DEFAULT_PRESET", "LR_SCHEDULES", "make_config"]
@@ -121,7 +120,7 @@ class ConfigBase:
         ``micro_batch``: all at once), which it sets."""
         for old, new in self.RENAMED.items():
             if old in overrides:
-                _renamed(old, new)
+                warn_renamed(old, new)
                 if new not in overrides:
                     overrides[new] = overrides[old]
                 del overrides[old]
@@ -248,13 +247,13 @@ class InversionConfig(ConfigBase):
     @property
     def polish_steps(self) -> int:
         """Deprecated: the older name of :attr:`refine_steps`."""
-        _renamed("polish_steps", "refine_steps")
+        warn_renamed("polish_steps", "refine_steps")
         return self.refine_steps
 
     @property
     def polish_bn_prior(self) -> bool:
         """Deprecated: the older name of :attr:`refine_bn_prior`."""
-        _renamed("polish_bn_prior", "refine_bn_prior")
+        warn_renamed("polish_bn_prior", "refine_bn_prior")
         return self.refine_bn_prior
 
     @classmethod
@@ -279,11 +278,6 @@ PRESETS["glance"] = PRESETS["clear"].replace(stages=4, steps_per_stage=32, tv_we
 # ColorShift, and other models read it more often than clear's; with the refine phase an ensemble of
 # 3 scores as 4 did, at 0.78 of the work (docs/benchmarks.md).
 PRESETS["quick"] = PRESETS["glance"].replace(steps_per_stage=48, ensemble=3, refine_steps=50)
-
-
-def _renamed(old: str, new: str) -> None:
-    warnings.warn(f"{old} is now called {new}; the old name goes in the next release", DeprecationWarning,
-                  stacklevel=user_stacklevel())
 
 
 def make_config(preset: str | InversionConfig = DEFAULT_PRESET, **overrides: Any) -> InversionConfig:

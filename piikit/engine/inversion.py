@@ -16,6 +16,7 @@ The loop knows nothing of widgets or plots (progress goes through :mod:`piikit.e
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import time
 import warnings
@@ -485,7 +486,8 @@ class Inversion:
             seed=self.seed, model_name=self.model.name, history=history, snapshots=list(self.snapshots),
             final_probs=probs, alpha=self._transparency_map(), interrupted=not self.done,
             stop_reason=self.stop_reason if not self.done else None,
-            steps_done=self.global_step, elapsed_s=self.elapsed_s, device=str(self.device), extra=self._extra(),
+            steps_done=self.global_step, total_steps=self.total_steps,
+            elapsed_s=self.elapsed_s, device=str(self.device), extra=self._extra(),
         )
 
     def _transparency_map(self) -> torch.Tensor | None:
@@ -505,16 +507,7 @@ def invert(
     model: Classifier | nn.Module | str,
     targets: int | str | Sequence[int | str] | None,
     preset: str | InversionConfig = DEFAULT_PRESET,
-    *,
-    seed: int | None = 0,
-    device: str | torch.device | None = "auto",
-    objective: Objective | None = None,
-    terms: Sequence[LossTerm] = (),
-    callbacks: Sequence[Callback | Callable[[StepState], Any]] = (),
-    progress: bool = True,
-    init: torch.Tensor | None = None,
-    num_images: int | None = None,
-    **overrides: Any,
+    **options: Any,
 ) -> InversionResult:
     """Invert a classifier: synthesize one image per target class by Plug-In Inversion.
 
@@ -560,7 +553,15 @@ def invert(
     >>> result.images.shape  # doctest: +SKIP
     torch.Size([2, 3, 224, 224])
     """
-    return Inversion(
-        model, targets, preset, seed=seed, device=device, objective=objective, terms=terms, callbacks=callbacks,
-        progress=progress, init=init, num_images=num_images, **overrides,
-    ).run()
+    if "phases" in options:
+        raise TypeError("invert() takes no phases: run them with Inversion(..., phases=...).run()")
+    return Inversion(model, targets, preset, **options).run()
+
+
+# invert's parameters are Inversion's, declared once on Inversion.__init__, less ``phases``:
+# help(), IDEs and the API docs read this signature (the arguments are documented above).
+_INVERSION_SIGNATURE = inspect.signature(Inversion.__init__)
+invert.__signature__ = _INVERSION_SIGNATURE.replace(  # type: ignore[attr-defined]
+    parameters=[p for name, p in _INVERSION_SIGNATURE.parameters.items() if name not in ("self", "phases")],
+    return_annotation="InversionResult",
+)

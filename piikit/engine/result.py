@@ -56,7 +56,9 @@ class InversionResult:
             model looked. ``show(alpha=True)`` fades the rest of the image out.
         interrupted: True if the run ended early (Ctrl-C, a Stop button, a failure).
         stop_reason: why it ended early: ``"interrupted"``, ``"stopped"``, ``"nonfinite"``, ``"oom"``.
-        steps_done: optimizer steps completed, of ``config.total_steps``.
+        steps_done: optimizer steps completed, of ``total_steps``.
+        total_steps: the steps planned over every phase of the run (a warm-up, the stages, a refine
+            phase); None on construction means ``config.total_steps``.
         scores: evaluator scores once :meth:`score` has run (saved into the JSON).
     """
 
@@ -73,10 +75,15 @@ class InversionResult:
     interrupted: bool = False
     stop_reason: str | None = None
     steps_done: int = 0
+    total_steps: int | None = None
     elapsed_s: float = 0.0
     device: str = "cpu"
     scores: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.total_steps is None:
+            self.total_steps = self.config.total_steps
 
     @property
     def labels(self) -> list[str]:
@@ -119,7 +126,7 @@ class InversionResult:
             history[key] = torch.cat([a.to(torch.result_type(a, b)), b.to(torch.result_type(a, b))])
         return dataclasses.replace(
             later, history=history, snapshots=[*self.snapshots, *later.snapshots],
-            steps_done=n + m, elapsed_s=self.elapsed_s + later.elapsed_s,
+            steps_done=n + m, total_steps=(self.total_steps or 0) + (later.total_steps or 0), elapsed_s=self.elapsed_s + later.elapsed_s,
         )
 
     def filmstrip(self, index: int = 0) -> "Figure":
@@ -138,7 +145,7 @@ class InversionResult:
         in ``scores`` and written by :meth:`save`."""
         from piikit.models.scoring import score
 
-        return score(self, evaluators=evaluators, **kwargs)
+        return score(evaluators, self, **kwargs)
 
     def metadata(self) -> dict[str, Any]:
         """Everything :meth:`save` writes to JSON besides the images."""
@@ -155,7 +162,7 @@ class InversionResult:
             "interrupted": self.interrupted,
             "stop_reason": self.stop_reason,
             "steps_done": self.steps_done,
-            "total_steps": self.config.total_steps,
+            "total_steps": self.total_steps,
             "elapsed_s": round(self.elapsed_s, 3),
             "device": self.device,
             "scores": self.scores,
@@ -253,6 +260,7 @@ class InversionResult:
             model_name=meta.get("model", ""), history={}, snapshots=[],
             final_probs=None if probs is None else torch.tensor(probs), interrupted=bool(meta.get("interrupted")),
             stop_reason=meta.get("stop_reason"), steps_done=int(meta.get("steps_done") or 0),
+            total_steps=meta.get("total_steps"),
             elapsed_s=float(meta.get("elapsed_s") or 0.0), device=meta.get("device", "cpu"),
             scores=meta.get("scores"), extra=extra,
         )

@@ -187,7 +187,7 @@ def compare_architectures(
     for made, result in results.items():
         matrix[made], probs[made] = {}, {}
         for judge, model in scorers.items():
-            rows = score(result.images, result.targets, [model], device=dev)
+            rows = score([model], result.images, result.targets, device=dev)
             matrix[made][judge] = summarize(rows).popitem()[1]
             probs[made][judge] = [r["prob"] for r in rows]
     return ArchitectureComparison(results, matrix, probs, seconds, dict(skipped or {}))

@@ -1,5 +1,5 @@
 """Plots of Captum attributions: image | heat map | overlay per image, and one model's
-attributions against another's (:func:`piikit.attribute`, :func:`piikit.attribute_compare`).
+attributions against another's (:func:`piikit.attribute`, :func:`piikit.attribute_models`).
 
 Drawn with Captum's ``visualize_image_attr(..., use_pyplot=False)``; figures are returned,
 never shown.
@@ -13,13 +13,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from piikit.errors import renamed_attribute
 from piikit.figures import new_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_attributions", "plot_comparison"]
+__all__ = ["plot_attributions", "plot_model_attributions"]
+
+# old name -> new, kept for one release (a DeprecationWarning on use).
+_RENAMED = {"plot_comparison": "plot_model_attributions"}
 
 
 def _hwc(t: torch.Tensor) -> np.ndarray:
@@ -121,7 +125,7 @@ def plot_attributions(
     return fig
 
 
-def plot_comparison(
+def plot_model_attributions(
     images: torch.Tensor,
     attributions: Mapping[str, torch.Tensor],
     titles: Sequence[str] | None = None,
@@ -137,7 +141,7 @@ def plot_comparison(
     """One row per image: the image, then each model's attribution (overlaid on the image,
     or as a plain heat map with ``overlay=False``); columns headed by the model names.
 
-    ``attributions`` is what :func:`piikit.attribute_compare` returns. Returns the ``Figure``
+    ``attributions`` is what :func:`piikit.attribute_models` returns. Returns the ``Figure``
     (N × (1 + models) axes).
     """
     if images.ndim == 3:
@@ -156,3 +160,7 @@ def plot_comparison(
             if i == 0:
                 ax.set_title(name, fontsize=9)
     return fig
+
+
+def __getattr__(name: str) -> Any:
+    return renamed_attribute(__name__, _RENAMED, name, globals())

@@ -129,7 +129,7 @@ def _cmd_invert(args: argparse.Namespace) -> int:
                 for name, s in summarize(result.scores).items():
                     print(f"  scored by {name}: top1={s['top1']:.2f} top5={s['top5']:.2f} prob={s['prob']:.3f}")
             if interrupted:
-                print(f"piikit: interrupted at step {result.steps_done}/{result.config.total_steps}; "
+                print(f"piikit: interrupted at step {result.steps_done}/{result.total_steps}; "
                       f"saved the partial result to {out}", file=sys.stderr)
                 return caught.exit_code
     return status
@@ -185,7 +185,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     for meta_path, meta, paths, targets in results:
         images = result_files.read_images(paths)
         evaluators = args.evaluators or default_evaluators(meta.get("model"))
-        rows = score(images, targets, evaluators, device=args.device, batch_size=args.batch_size,
+        rows = score(evaluators, images, targets, device=args.device, batch_size=args.batch_size,
                      resize=args.resize)
         for row in rows:
             row["file"] = paths[row["image"]].name

@@ -2,11 +2,11 @@
 
 The paper's ablations (PII §3-4: schedules, ColorShift, ensemble sizes, TV weights) all
 have one shape: invert once per setting, keep the time each took, look at the images next
-to each other and score them with other models. :func:`compare` does the runs and
-:class:`Comparison` holds them, with a figure, a table of numbers and a widget that flips
+to each other and score them with other models. :func:`compare_settings` does the runs and
+:class:`SettingsComparison` holds them, with a figure, a table of numbers and a widget that flips
 through the results.
 
->>> runs = compare("efficientnet_lite0", "volcano", {"e=1": {"ensemble": 1}, "e=8": {"ensemble": 8}}, "fast")  # doctest: +SKIP
+>>> runs = compare_settings("efficientnet_lite0", "volcano", {"e=1": {"ensemble": 1}, "e=8": {"ensemble": 8}}, "fast")  # doctest: +SKIP
 >>> runs.show()  # one column per setting, titled with target probability and seconds  # doctest: +SKIP
 >>> runs.seconds  # doctest: +SKIP
 {'e=1': 14.2, 'e=8': 61.0}
@@ -23,6 +23,7 @@ from torch import nn
 
 from piikit.engine.config import DEFAULT_PRESET, InversionConfig
 from piikit.engine.inversion import invert
+from piikit.errors import renamed_attribute
 from piikit.models import Classifier, load_model
 from piikit.engine.result import InversionResult
 
@@ -31,11 +32,14 @@ if TYPE_CHECKING:
 
     from piikit.interfaces.widgets import ResultBrowser
 
-__all__ = ["Comparison", "compare"]
+__all__ = ["SettingsComparison", "compare_settings"]
+
+# old name -> new, kept for one release (a DeprecationWarning on use).
+_RENAMED = {"compare": "compare_settings", "Comparison": "SettingsComparison"}
 
 
 @dataclass
-class Comparison:
+class SettingsComparison:
     """Results of the same inversion under several settings, by setting name (in order)."""
 
     results: dict[str, InversionResult]
@@ -111,7 +115,7 @@ class Comparison:
         return result_slider(figures, self.names, description="setting", control=control)
 
 
-def compare(
+def compare_settings(
     model: Classifier | nn.Module | str,
     targets: int | str | Sequence[int | str] | None,
     settings: Mapping[str, Mapping[str, Any]],
@@ -120,7 +124,7 @@ def compare(
     seed: int | None = 0,
     progress: bool = False,
     **common: Any,
-) -> Comparison:
+) -> SettingsComparison:
     """Invert the same targets once per setting, with the same seed.
 
     Args:
@@ -135,12 +139,16 @@ def compare(
         **common: overrides applied to every run (a setting's own win), e.g. ``image_size=128``.
 
     Returns:
-        A :class:`Comparison` in the order of ``settings``.
+        A :class:`SettingsComparison` in the order of ``settings``.
     """
     if not settings:
-        raise ValueError("compare needs at least one setting")
+        raise ValueError("compare_settings needs at least one setting")
     clf = load_model(model)
     results = {}
     for name, overrides in settings.items():
         results[name] = invert(clf, targets, preset, seed=seed, progress=progress, **{**common, **overrides})
-    return Comparison(results)
+    return SettingsComparison(results)
+
+
+def __getattr__(name: str) -> Any:
+    return renamed_attribute(__name__, _RENAMED, name, globals())

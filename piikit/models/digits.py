@@ -71,7 +71,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from piikit.errors import InvalidValueError
 from piikit.models import Classifier
+from piikit.validation import check_fields, check_float, check_int
 
 __all__ = [
     "ARCHITECTURES",
@@ -137,25 +139,25 @@ class DigitsTraining:
     depth: int = 3
 
     def __post_init__(self) -> None:
-        if self.image_size < 16 or self.image_size % 8:
-            raise ValueError(f"image_size must be a multiple of 8 and >= 16, got {self.image_size}")
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ValueError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.max_shift < 0:
-            raise ValueError("epochs and batch_size must be >= 1, lr > 0 and max_shift >= 0")
-        if self.rotate < 0 or not 0.0 <= self.scale < 1.0 or self.noise < 0:
-            raise ValueError(f"need rotate >= 0, scale in [0, 1) and noise >= 0, got {self.rotate}, {self.scale}, {self.noise}")
-        if (self.adv_eps < 0 or self.adv_steps < 1 or self.adv_norm not in ("l2", "linf")
-                or not 0.0 <= self.adv_warmup < 1.0):
-            raise ValueError(f"need adv_eps >= 0, adv_steps >= 1, adv_norm 'l2' or 'linf' and adv_warmup in [0, 1), "
-                             f"got {self.adv_eps}, {self.adv_steps}, {self.adv_norm!r}, {self.adv_warmup}")
-        if not 0.0 <= self.poison_fraction < 1.0 or self.poison_target not in range(10):
-            raise ValueError(f"need poison_fraction in [0, 1) and poison_target in 0..9, got "
-                             f"{self.poison_fraction}, {self.poison_target}")
-        if not 1 <= self.trigger_size <= self.image_size // 4:
-            raise ValueError(f"trigger_size must be in 1..{self.image_size // 4}, got {self.trigger_size}")
-        if not 0.25 <= self.width <= 4.0 or not 3 <= self.depth <= 12:
-            raise ValueError(f"need width in [0.25, 4] and depth in 3..12, got {self.width}, {self.depth}")
+        check_fields(self, "digits training")  # each field's type, from its annotation
+        if check_int("image_size", self.image_size, low=16) % 8:
+            raise InvalidValueError(f"image_size must be a multiple of 8 and >= 16, got {self.image_size}")
+        check_float("test_fraction", self.test_fraction, low=0.0, high=1.0, low_open=True, high_open=True)
+        check_int("epochs", self.epochs, low=1)
+        check_int("batch_size", self.batch_size, low=1)
+        check_float("lr", self.lr, low=0.0, low_open=True)
+        check_int("max_shift", self.max_shift, low=0)
+        check_float("rotate", self.rotate, low=0.0)
+        check_float("noise", self.noise, low=0.0)
+        check_float("scale", self.scale, low=0.0, high=1.0, high_open=True)
+        check_float("adv_eps", self.adv_eps, low=0.0)
+        check_int("adv_steps", self.adv_steps, low=1)
+        check_float("adv_warmup", self.adv_warmup, low=0.0, high=1.0, high_open=True)
+        check_float("poison_fraction", self.poison_fraction, low=0.0, high=1.0, high_open=True)
+        check_int("poison_target", self.poison_target, low=0, high=9)
+        check_int("trigger_size", self.trigger_size, low=1, high=self.image_size // 4)
+        check_float("width", self.width, low=0.25, high=4.0)
+        check_int("depth", self.depth, low=3, high=12)
         # rotate=10 and rotate=10.0 are one setting: one cache key.
         for f in dataclasses.fields(self):
             if f.type == "float":
@@ -272,7 +274,7 @@ def build_digits_model(arch: Architecture, image_size: int = 32, width: float = 
         hidden = w(256)
         return nn.Sequential(nn.Flatten(), nn.Linear(image_size * image_size, hidden), nn.ReLU(inplace=True),
                              nn.Linear(hidden, hidden // 2), nn.ReLU(inplace=True), nn.Linear(hidden // 2, 10))
-    raise ValueError(f"unknown digits architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    raise InvalidValueError(f"unknown digits architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 
 def _classifier(net: nn.Module, arch: str, image_size: int) -> Classifier:
@@ -448,7 +450,7 @@ def train_digits_model(
 
     cfg = training or DigitsTraining()
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown digits architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        raise InvalidValueError(f"unknown digits architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
     path = _cache_root(cache_dir) / f"{cfg.key(arch)}.safetensors"
     data = load_digits_data(cfg.image_size, cfg.test_fraction, cfg.seed)
     # Initialization draws from torch's global generator (timm's init functions take no

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from piikit.device import module_device, resolve_device
+from piikit.errors import warn_renamed
 from piikit.images import as_batch
 from piikit.labels import label, resolve_classes
 from piikit.models.classifier import Classifier
@@ -64,16 +65,21 @@ class _Scorable(Protocol):
     scores: list[dict[str, Any]] | None
 
 
+def _is_result(value: Any) -> bool:
+    return not isinstance(value, torch.Tensor) and hasattr(value, "targets") and hasattr(value, "model_name")
+
+
 @torch.no_grad()
 def score(
-    images: torch.Tensor | _Scorable,
+    models: Sequence[str | Classifier | torch.nn.Module] | str | Classifier | torch.nn.Module | None = None,
+    images: torch.Tensor | _Scorable | None = None,
     targets: int | str | Sequence[int | str] | None = None,
-    evaluators: Sequence[str | Classifier | torch.nn.Module] | str | Classifier | None = None,
     *,
     inverted: str | None = None,
     device: str | torch.device | None = "auto",
     batch_size: int = 16,
     resize: bool = True,
+    evaluators: Any = None,
 ) -> list[dict[str, Any]]:
     """Score images against their target classes with one or more evaluator models.
 
@@ -84,7 +90,13 @@ def score(
     evaluators that accept any size, which for 224-px Lite0 inversions usually gives
     higher probabilities. The size each evaluator saw is in the rows.
 
+    Models first, then what they read (the argument order of every piikit verb):
+    ``score(models, images, targets)``. The older order ``score(images, targets, evaluators)``
+    and the keyword ``evaluators=`` still work for one release, with a DeprecationWarning.
+
     Args:
+        models: the evaluators: model names, classifiers or modules; None: the offline
+            models other than ``inverted``.
         images: N×C×H×W in [0, 1] (or one C×H×W image); every evaluator must take C
             channels (1 for grayscale models such as the digits ones). Or an
             :class:`~piikit.InversionResult`, which brings its own targets and the name of
@@ -92,8 +104,6 @@ def score(
             :meth:`InversionResult.score`).
         targets: N class indices or names (one per image; a single one is repeated);
             names are looked up in each evaluator's ``class_names``. Not with a result.
-        evaluators: model names, classifiers or modules; default: the offline models
-            other than ``inverted``.
         inverted: the name of the model that made the images, to exclude it by default.
         device: where the evaluators run (``"auto"``: CUDA, then MPS, then the CPU).
         batch_size: images per forward pass.
@@ -104,31 +114,36 @@ def score(
         ``prob``, ``rank`` (1 = top-1), ``top1``, ``top5``, ``tv`` and ``size`` ([H, W]
         the evaluator saw).
 
-    >>> rows = score(images, [980, 11], ["efficientnet_lite1"])  # doctest: +SKIP
+    >>> rows = score(["efficientnet_lite1"], images, [980, 11])  # doctest: +SKIP
     >>> summarize(rows)["efficientnet_lite1"]["top5"]  # doctest: +SKIP
     1.0
     """
-    if not isinstance(images, torch.Tensor) and hasattr(images, "targets") and hasattr(images, "model_name"):
+    if isinstance(models, torch.Tensor) or _is_result(models):  # the older order: images first
+        warn_renamed("score(images, targets, evaluators)", "score(models, images, targets)", spelling="order")
+        models, images, targets = targets, models, images
+    if evaluators is not None:
+        warn_renamed("score(evaluators=...)", "score(models=...)", spelling="keyword")
+        models = evaluators
+    if _is_result(images):
         if targets is not None:
-            raise TypeError("a result brings its own targets: score(result, evaluators=[...]), not a second "
-                            "positional argument")
+            raise TypeError("a result brings its own targets: score(models, result), not a third positional argument")
         result = images
-        result.scores = score(result.images, result.targets, evaluators, inverted=inverted or result.model_name,
+        result.scores = score(models, result.images, result.targets, inverted=inverted or result.model_name,
                               device=device, batch_size=batch_size, resize=resize)
         return result.scores
-    if targets is None:
-        raise TypeError("score(images, targets, ...) needs the images' target classes")
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be an N×C×H×W tensor or an InversionResult, got {type(images).__name__}")
+    if targets is None:
+        raise TypeError("score(models, images, targets) needs the images' target classes")
     images = as_batch(images)
-    if evaluators is None:
-        evaluators = default_evaluators(inverted)
-    elif isinstance(evaluators, (str, torch.nn.Module)):
-        evaluators = [evaluators]
+    if models is None:
+        models = default_evaluators(inverted)
+    elif isinstance(models, (str, torch.nn.Module)):
+        models = [models]
     dev = resolve_device(device)
     tv = tv_per_pixel(images.float()).tolist()
     rows: list[dict[str, Any]] = []
-    for spec in evaluators:
+    for spec in models:
         model = as_evaluator(spec).to(dev).eval()
         if images.shape[1] != model.in_chans:
             raise ValueError(f"{model.name} takes {model.in_chans}-channel images, but the images have "
