@@ -49,6 +49,8 @@ _EXPORTS: dict[str, str] = {
     "capture_activation": "piikit.engine.features",
     "sweep": "piikit.interfaces.runner",
     "explore": "piikit.interfaces.explorer",
+    "sanity": "piikit.analysis.sanity",
+    "atlas": "piikit.interfaces.atlas",
     # configs
     "InversionConfig": "piikit.engine.config",
     "PRESETS": "piikit.engine.config",
@@ -60,6 +62,8 @@ _EXPORTS: dict[str, str] = {
     "Callback": "piikit.engine.callbacks",
     "InversionResult": "piikit.engine.result",
     "Comparison": "piikit.analysis.comparison",
+    "SanityReport": "piikit.analysis.sanity",
+    "SanityThresholds": "piikit.analysis.sanity",
     "SweepSummary": "piikit.interfaces.runner",
     "Classifier": "piikit.models.classifier",
     # objectives and loss terms (``invert(objective=..., terms=...)``)
@@ -112,6 +116,10 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from piikit.analysis.comparison import Comparison as Comparison
     from piikit.analysis.comparison import compare as compare
     from piikit.analysis.evaluate import score as score
+    from piikit.analysis.sanity import SanityReport as SanityReport
+    from piikit.analysis.sanity import SanityThresholds as SanityThresholds
+    from piikit.analysis.sanity import sanity as sanity
+    from piikit.interfaces.atlas import atlas as atlas
     from piikit.analysis.evaluate import predict as predict
     from piikit.analysis.evaluate import summarize as summarize
     from piikit.device import available_devices as available_devices

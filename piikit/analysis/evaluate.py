@@ -22,7 +22,7 @@ from piikit.labels import label, resolve_classes
 from piikit.models import OFFLINE_MODELS, Classifier, load_model
 from piikit.validation import check_int
 
-__all__ = ["score", "predict", "summarize", "cross_matrix", "format_scores", "tv_per_pixel", "region_contrast", "default_evaluators"]
+__all__ = ["score", "predict", "summarize", "cross_matrix", "format_scores", "tv_per_pixel", "region_contrast", "default_evaluators", "as_evaluator"]
 
 
 def tv_per_pixel(images: torch.Tensor) -> torch.Tensor:
@@ -67,7 +67,8 @@ def _cached(name: str) -> Classifier:
     return load_model(name)
 
 
-def _evaluator(spec: str | Classifier | torch.nn.Module) -> Classifier:
+def as_evaluator(spec: str | Classifier | torch.nn.Module) -> Classifier:
+    """A model name (loaded once and cached), classifier or module as a :class:`Classifier`."""
     return _cached(spec) if isinstance(spec, str) else load_model(spec)
 
 
@@ -145,7 +146,7 @@ def score(
     tv = tv_per_pixel(images.float()).tolist()
     rows: list[dict[str, Any]] = []
     for spec in evaluators:
-        model = _evaluator(spec).to(dev).eval()
+        model = as_evaluator(spec).to(dev).eval()
         if images.shape[1] != model.in_chans:
             raise ValueError(f"{model.name} takes {model.in_chans}-channel images, but the images have "
                              f"{images.shape[1]} channel(s) (shape {tuple(images.shape)})")
@@ -195,7 +196,7 @@ def predict(
     """
     if images.ndim == 3:
         images = images[None]
-    clf = _evaluator(model).to(resolve_device(device)).eval()
+    clf = as_evaluator(model).to(resolve_device(device)).eval()
     k = check_int("k", k, low=1, high=clf.num_classes)
     with torch.no_grad():
         probs = clf(images.to(module_device(clf)).float()).float().softmax(-1).cpu()
