@@ -85,6 +85,9 @@ def inversion_rows(kind: str, model: piikit.Classifier, targets: list[int], args
     report = piikit.sanity(model, result, seeds=args.seeds if kind == "lite0" else 1,
                            cascade=(0.0, 0.5) if kind == "lite0" else (0.0,), device="cpu")
     seconds = time.perf_counter() - start
+    # The images too, so a measurement can be re-derived without inverting again.
+    torch.save({"targets": targets, "images": (result.images * 255).round().to(torch.uint8)},
+               Path(f"{args.out}_{kind}_{seed}.pt"))
     return [{"set": kind, "seed": seed, "seconds_per_class": seconds / len(targets),
              **{k: v for k, v in vars(row).items() if k != "flags"}} for row in report.rows]
 
