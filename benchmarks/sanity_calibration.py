@@ -8,16 +8,17 @@ Three sets, each measured the way :func:`piikit.sanity` measures an inversion:
   (what "unrelated natural images" score).
 * **lite0**: ``--classes`` of ``benchmarks/quality.py``'s 48 (a seeded random subset when fewer;
   batches of 8 as there), Lite0 inverted with ``--preset`` (``quick``), then every check:
-  ``seeds`` seeds, randomization of all layers and the cascade (top layer, top half).
+  ``--seeds`` seeds, randomization of all layers and the ``--cascade`` levels (top layer, top half).
 * **random**: the same classes on a Lite0 whose weights are all re-initialised
   (:func:`piikit.analysis.sanity.randomized_copy`, seed 123): what the checks see when the
-  model has learned nothing (one seed, randomization of all layers and of the top layer).
+  model has learned nothing (one seed, randomization of all layers and the ``--cascade`` levels).
 
 Rows are appended to ``OUT.jsonl`` as each batch finishes (a rerun skips what is there);
 ``--summarize`` prints each measurement's range per set and how many images each check flags
 under the current thresholds, and writes ``OUT.json``.
 
-    nice -n 10 python benchmarks/sanity_calibration.py --classes 16          # about 1-2 h on 2 shared cores
+    nice -n 10 python benchmarks/sanity_calibration.py --classes 16          # about 1-2 h on 2 quiet cores
+    nice -n 10 python benchmarks/sanity_calibration.py --classes 16 --seeds 1 --cascade '' --batch 4  # the core checks
     python benchmarks/sanity_calibration.py --summarize
 """
 
@@ -82,8 +83,8 @@ def inversion_rows(kind: str, model: piikit.Classifier, targets: list[int], args
                    seed: int) -> list[dict[str, Any]]:
     start = time.perf_counter()
     result = piikit.invert(model, targets, args.preset, seed=seed, device="cpu", progress=False)
-    report = piikit.sanity(model, result, seeds=args.seeds if kind == "lite0" else 1,
-                           cascade=(0.0, 0.5) if kind == "lite0" else (0.0,), device="cpu")
+    report = piikit.sanity(model, result, seeds=args.seeds if kind == "lite0" else 1, cascade=args.cascade,
+                           device="cpu")
     seconds = time.perf_counter() - start
     # The images too, so a measurement can be re-derived without inverting again.
     torch.save({"targets": targets, "images": (result.images * 255).round().to(torch.uint8)},
@@ -111,8 +112,8 @@ def run(args: argparse.Namespace) -> None:
     classes = CLASSES if args.classes >= len(CLASSES) else sorted(random.Random(0).sample(CLASSES, args.classes))
     random_lite0 = randomized_copy(lite0, 1.0, seed=123)
     random_lite0.name = "efficientnet_lite0 (random init)"
-    for start in range(0, len(classes), BATCH):
-        batch = classes[start : start + BATCH]
+    for start in range(0, len(classes), args.batch):
+        batch = classes[start : start + args.batch]
         for kind, model in (("lite0", lite0), ("random", random_lite0)):
             if all((kind, t) in done for t in batch):
                 continue
@@ -164,7 +165,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classes", type=int, default=16, help="how many of the 48 classes (a seeded random subset)")
     parser.add_argument("--preset", default="quick")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="for the seed-stability check of Lite0's images")
+    parser.add_argument("--cascade", type=lambda t: tuple(float(v) for v in t.split(",") if v.strip()),
+                        default=(0.0, 0.5), help="cascading randomization levels, e.g. '0,0.5' ('' for none)")
+    parser.add_argument("--batch", type=int, default=BATCH, help="classes per invert() call (quality.py: 8)")
     parser.add_argument("--out", default=str(OUT), help="path stem of the .jsonl rows and the .json summary")
     parser.add_argument("--summarize", action="store_true")
     args = parser.parse_args()

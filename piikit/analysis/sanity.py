@@ -33,8 +33,8 @@ in ``benchmarks/results/sanity_calibration.json``):
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -250,31 +250,41 @@ def _parameterized_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
 
 
-@contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    # reset_parameters() draws from the global generator; fork it so the caller's state is untouched.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+def _is_norm(module: nn.Module) -> bool:
+    return isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm))
 
 
 def randomized_copy(model: Classifier, fraction: float = 1.0, seed: int = 0) -> Classifier:
     """A copy of ``model`` whose top ``fraction`` of parameterized layers (at least the
-    top one: the classifier) are re-initialised as at construction (``reset_parameters``;
-    BatchNorm layers also forget their running statistics); the rest keep their weights
-    (Adebayo et al.'s cascading randomization; ``fraction=1``: every layer)."""
+    top one: the classifier) are re-initialised; the rest keep their weights (Adebayo et
+    al.'s cascading randomization; ``fraction=1``: every layer).
+
+    Weight matrices and kernels are drawn from He et al.'s normal (std ``sqrt(2 / fan_in)``),
+    biases set to 0, other tensors (a ViT's tokens and position embeddings) drawn with std
+    0.02; normalization layers become the identity (BatchNorm also forgets its running
+    statistics). He's scale keeps the signal alive through the depth: PyTorch's default
+    ``reset_parameters`` scale shrinks it at every layer, and a Lite0 so reset gives input
+    gradients of about 1e-9 — an inversion of it never leaves its starting noise.
+    """
     clone = copy.deepcopy(model)
     layers = _parameterized_layers(clone)
     if not layers:
         raise ValueError(f"{model.name} has no parameters to randomize")
     n = max(1, round(fraction * len(layers)))
-    with _seeded(seed), torch.no_grad():
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
         for layer in layers[len(layers) - n :]:
-            if callable(getattr(layer, "reset_parameters", None)):
+            if _is_norm(layer):
                 layer.reset_parameters()
-            else:  # e.g. a ViT's class token or position embedding
-                for p in layer.parameters(recurse=False):
-                    p.normal_(0.0, 0.02)
+                continue
+            for name, p in layer.named_parameters(recurse=False):
+                if p.ndim < 2:
+                    fresh = torch.zeros(p.shape)
+                elif name == "weight":
+                    fresh = torch.randn(p.shape, generator=gen) * math.sqrt(2.0 / p[0].numel())
+                else:
+                    fresh = torch.randn(p.shape, generator=gen) * 0.02
+                p.copy_(fresh.to(p.dtype))
     clone.name = f"{model.name} (randomized {'all' if n == len(layers) else f'top {n}'})"
     return clone
 

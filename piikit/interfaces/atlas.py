@@ -149,6 +149,7 @@ def atlas(
     thumb_size: int = 112,
     device: str | torch.device | None = "auto",
     progress: bool = True,
+    **overrides: Any,
 ) -> Path:
     """Build the atlas of a sweep folder and return the path of its ``index.html``.
 
@@ -164,7 +165,7 @@ def atlas(
         gradcam: include the Grad-CAM overlay.
         classes: run :func:`piikit.sweep` first for these classes of ``model`` (a name or
             a loaded model), at ``preset``, into ``runs`` (it resumes as a sweep does).
-        preset: the sweep's preset when ``classes`` is given.
+        preset: the sweep's preset when ``classes`` is given (``overrides`` change its fields).
         thumb_size: the thumbnails' side in pixels.
         device: where the model runs.
         progress: print a line per model analysed.
@@ -181,7 +182,7 @@ def atlas(
             raise ValueError("atlas(classes=...) runs a sweep first: give the model too (model='efficientnet_lite0')")
         from piikit.interfaces.runner import sweep
 
-        sweep(model, classes, preset, runs, progress=progress)
+        sweep(model, classes, preset, runs, progress=progress, **overrides)
     if not runs.is_dir():
         raise FileNotFoundError(f"no sweep folder {str(runs)!r}; make one with `piikit sweep --out {runs}` "
                                 "or pass classes=... to run it")
