@@ -161,6 +161,35 @@ def summarize(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def to_sweep_folder(args: argparse.Namespace, folder: Path) -> None:
+    """The calibration's inversions as a sweep folder (one PNG + result.json per class, the
+    sanity rows inside), to browse with ``piikit atlas FOLDER``."""
+    from piikit.images import image_png
+    from piikit.interfaces.sweep_store import class_stem
+    from piikit.labels import imagenet_classes
+
+    rows = [json.loads(line) for line in Path(f"{args.out}.jsonl").read_text().splitlines()]
+    names = {"lite0": "efficientnet_lite0", "random": "efficientnet_lite0 (random init)"}
+    thresholds = SanityThresholds()
+    for kind, model in names.items():
+        for path in sorted(Path(args.out).parent.glob(f"{Path(args.out).name}_{kind}_*.pt")):
+            saved = torch.load(path)
+            seed = int(path.stem.rsplit("_", 1)[1])
+            out = folder / ("efficientnet_lite0" if kind == "lite0" else "random_lite0")
+            out.mkdir(parents=True, exist_ok=True)
+            for target, image in zip(saved["targets"], saved["images"]):
+                row = next(r for r in rows if r["set"] == kind and r["target"] == target)
+                flags = judge_row(SanityRow(**{k: v for k, v in row.items() if k in SanityRow.__dataclass_fields__}),
+                                  thresholds)
+                stem = class_stem(target, imagenet_classes())
+                (out / f"{stem}.png").write_bytes(image_png(image.float() / 255))
+                meta = {"model": model, "targets": [{"index": target, "label": row["label"]}], "seed": seed,
+                        "config": {"preset": args.preset}, "files": [f"{stem}.png"],
+                        "elapsed_s": row["seconds_per_class"],
+                        "sanity": {"rows": [{**row, "flags": list(flags)}], "seeds": [seed]}}
+                (out / f"{stem}.result.json").write_text(json.dumps(meta, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classes", type=int, default=16, help="how many of the 48 classes (a seeded random subset)")
@@ -171,8 +200,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=BATCH, help="classes per invert() call (quality.py: 8)")
     parser.add_argument("--out", default=str(OUT), help="path stem of the .jsonl rows and the .json summary")
     parser.add_argument("--summarize", action="store_true")
+    parser.add_argument("--atlas", type=Path, metavar="FOLDER", help="write the inversions as a sweep folder and "
+                        "build its atlas")
     args = parser.parse_args()
-    summarize(args) if args.summarize else run(args)
+    if args.atlas:
+        to_sweep_folder(args, args.atlas)
+        print(piikit.atlas(args.atlas))
+    else:
+        summarize(args) if args.summarize else run(args)
 
 
 if __name__ == "__main__":

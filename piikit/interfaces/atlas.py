@@ -157,7 +157,8 @@ def atlas(
         runs: a sweep's ``--out`` folder (one subfolder per model) or one model's folder.
         out: where the site goes (default ``runs/atlas``).
         model: the model the sweep inverted, for the top-5 and Grad-CAM (needed for your own
-            models; the offline Lite models load by name from the results).
+            models; the offline Lite models load by name from the results). In a sweep of
+            several models it serves the folder whose results carry its name.
         evaluators: models that score the images where the sweep did not (default: the
             offline models other than the inverted one, for an offline model; else none).
         analyze: compute the top-5, scores and Grad-CAM (False: images and recorded
@@ -211,7 +212,9 @@ def atlas(
         todo = [i for i, key in enumerate(keys) if "top5" not in cache[key]]
         clf = None
         if analyze and todo:
-            clf = _analysis_model(name, loaded if loaded is not None else model if isinstance(model, str) else None)
+            given = loaded if loaded is not None else model if isinstance(model, str) else None
+            mine = len(folders) == 1 or getattr(given, "name", given) == name  # a multi-model sweep: by name
+            clf = _analysis_model(name, given if mine else None)
             if clf is None and progress:
                 print(f"piikit atlas: {name}: no top-5 or Grad-CAM (pass model=... to load it)", file=sys.stderr)
         if clf is not None:
