@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     jsonl = Path(f"{args.out}.jsonl")
     jsonl.parent.mkdir(parents=True, exist_ok=True)
-    done = {(r["set"], r.get("target")) for r in map(json.loads, jsonl.read_text().splitlines())} if jsonl.exists() else set()
+    jsonl.touch()
+    done = {(r["set"], r.get("target")) for r in map(json.loads, jsonl.read_text().splitlines())}
     lite0 = piikit.load_model("efficientnet_lite0")
     judges = [as_evaluator("efficientnet_lite1"), as_evaluator("efficientnet_lite2")]
 
@@ -112,10 +113,12 @@ def run(args: argparse.Namespace) -> None:
     classes = CLASSES if args.classes >= len(CLASSES) else sorted(random.Random(0).sample(CLASSES, args.classes))
     random_lite0 = randomized_copy(lite0, 1.0, seed=123)
     random_lite0.name = "efficientnet_lite0 (random init)"
-    for start in range(0, len(classes), args.batch):
+    starts = list(range(0, len(classes), args.batch))
+    for start in reversed(starts) if args.reverse else starts:
         batch = classes[start : start + args.batch]
         for kind, model in (("lite0", lite0), ("random", random_lite0)):
-            if all((kind, t) in done for t in batch):
+            done = {(r["set"], r.get("target")) for r in map(json.loads, jsonl.read_text().splitlines())}
+            if kind not in args.sets or all((kind, t) in done for t in batch):
                 continue
             rows = inversion_rows(kind, model, batch, args, seed=start)
             append(rows)
@@ -199,6 +202,9 @@ def main() -> None:
                         default=(0.0, 0.5), help="cascading randomization levels, e.g. '0,0.5' ('' for none)")
     parser.add_argument("--batch", type=int, default=BATCH, help="classes per invert() call (quality.py: 8)")
     parser.add_argument("--out", default=str(OUT), help="path stem of the .jsonl rows and the .json summary")
+    parser.add_argument("--sets", type=lambda t: t.split(","), default=["lite0", "random"],
+                        help="which inversion sets to run (two processes may share the work: one each)")
+    parser.add_argument("--reverse", action="store_true", help="take the batches last first")
     parser.add_argument("--summarize", action="store_true")
     parser.add_argument("--atlas", type=Path, metavar="FOLDER", help="write the inversions as a sweep folder and "
                         "build its atlas")

@@ -124,7 +124,7 @@ def test_bad_evaluators_and_feature_images_are_refused(cnn):
 
 
 @pytest.mark.slow
-def test_lite0_preview_is_flagged_where_a_photo_is_not(lite0):
+def test_lite0_preview_and_a_random_lite0_are_flagged_where_a_photo_is_not(lite0):
     from piikit.images import load_photo
 
     result = piikit.invert(lite0, ["espresso"], "preview", seed=0, device="cpu", progress=False)
@@ -133,6 +133,11 @@ def test_lite0_preview_is_flagged_where_a_photo_is_not(lite0):
     assert report.evaluators == ["efficientnet_lite1", "efficientnet_lite2"]
     assert report.naturalness_model == "efficientnet_lite1"
     assert {"transfer", "naturalness"} <= set(row.flags)  # preview images are pixel noise
-    lite1 = piikit.load_model("efficientnet_lite1")
-    photo = load_photo("chelsea", 240)
-    assert float(naturalness(lite1, photo)[0]) < SanityThresholds().naturalness < row.naturalness
+    photo = load_photo("coffee", 224)
+    photo_row = piikit.score(photo, ["espresso"], report.evaluators)
+    assert min(r["rank"] for r in photo_row) <= SanityThresholds().transfer_rank
+    assert float(naturalness(piikit.load_model("efficientnet_lite1"), photo)[0]) < SanityThresholds().naturalness
+    blank = randomized_copy(lite0, 1.0, seed=1)
+    blank_result = piikit.invert(blank, ["espresso"], "preview", seed=0, device="cpu", progress=False)
+    blank_row = piikit.sanity(blank, blank_result, seeds=1, cascade=(), device="cpu").rows[0]
+    assert {"randomization", "transfer", "naturalness"} <= set(blank_row.flags)

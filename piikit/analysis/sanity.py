@@ -64,15 +64,17 @@ class SanityThresholds:
     48-class benchmark (``benchmarks/sanity_calibration.py``, numbers in
     ``docs/benchmarks.md``)."""
 
-    # Cosine of evaluator features between the image and the randomized model's image at or
-    # above which the image is the method's (Lite0 `quick`: 16-class max 0.61; a randomly
-    # initialised Lite0: min 0.84).
+    # Cosine of the evaluators' features between the image and the randomized model's image
+    # at or above which the image is the method's. Calibration (Lite1/Lite2 features): Lite0
+    # `quick` 0.10-0.26; unrelated photos 0.10-0.62; a Lite0 with random weights 0.87-0.96.
     randomization: float = 0.75
-    # The target must be within this rank for at least one evaluator (the top-5 of score()).
+    # The target must be within this rank for at least one evaluator (score()'s top-5).
+    # Lite0 `quick`: rank 1 throughout; random weights: 149-927.
     transfer_rank: int = 5
     # Mean per-layer distance from BatchNorm running statistics above which the image is
-    # processed unlike a natural one (scikit-image photos under Lite1: max 0.85).
-    naturalness: float = 1.2
+    # processed unlike a natural photo. Under Lite1: Lite0 `quick` 0.91-1.11; scikit-image's
+    # object photos 0.88-1.44 (grey textures and the Hubble field 1.7-2.2); random weights 2.03-2.12.
+    naturalness: float = 1.6
 
 
 @dataclass
@@ -217,7 +219,8 @@ def feature_similarity(evaluators: Sequence[Classifier], a: torch.Tensor, b: tor
 @torch.no_grad()
 def naturalness(model: Classifier, images: torch.Tensor) -> torch.Tensor:
     """(N,) each image's distance from ``model``'s BatchNorm running statistics (see the
-    module's docstring): about 0.5-0.9 for photos under the EfficientNet-Lites.
+    module's docstring): 0.9-1.4 for scikit-image's photos of objects under Lite1, 2 for
+    an inversion of a Lite0 with random weights.
 
     Raises:
         ValueError: if ``model`` has no BatchNorm layer with running statistics.

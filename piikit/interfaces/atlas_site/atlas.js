@@ -92,7 +92,8 @@
 
   function row(cells, head) {
     const tag = head ? "th" : "td";
-    return "<tr>" + cells.map((c) => (typeof c === "number" ? `<td class="num">${fmt(c)}</td>` : `<${tag}>${c}</${tag}>`)).join("") + "</tr>";
+    const cell = (c) => (typeof c === "number" || c === null || c === undefined ? `<td class="num">${fmt(c)}</td>` : `<${tag}>${c}</${tag}>`);
+    return "<tr>" + cells.map(cell).join("") + "</tr>";
   }
 
   function showClass(folder, index) {
