@@ -134,7 +134,9 @@ def _range(values: list[float]) -> dict[str, float]:
 def summarize(args: argparse.Namespace) -> dict[str, Any]:
     rows = [json.loads(line) for line in Path(f"{args.out}.jsonl").read_text().splitlines()]
     thresholds = SanityThresholds()
-    out: dict[str, Any] = {"thresholds": asdict(thresholds), "preset": args.preset, "sets": {}}
+    sampled = CLASSES if args.classes >= len(CLASSES) else sorted(random.Random(0).sample(CLASSES, args.classes))
+    out: dict[str, Any] = {"thresholds": asdict(thresholds), "preset": args.preset, "classes_sampled": sampled,
+                           "sets": {}}
     for kind in ("photos", "lite0", "random"):
         mine = [r for r in rows if r["set"] == kind]
         if not mine:

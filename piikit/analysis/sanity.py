@@ -66,13 +66,14 @@ class SanityThresholds:
 
     # Cosine of the evaluators' features between the image and the randomized model's image
     # at or above which the image is the method's. Calibration (Lite1/Lite2 features): Lite0
-    # `quick` 0.10-0.26; unrelated photos 0.10-0.62; a Lite0 with random weights 0.87-0.96.
+    # `quick` 0.10-0.26 (12 classes); two unrelated photos 0.10-0.62; a Lite0 with random
+    # weights 0.87-0.96 (8 classes).
     randomization: float = 0.75
     # The target must be within this rank for at least one evaluator (score()'s top-5).
     # Lite0 `quick`: rank 1 throughout; random weights: 149-927.
     transfer_rank: int = 5
     # Mean per-layer distance from BatchNorm running statistics above which the image is
-    # processed unlike a natural photo. Under Lite1: Lite0 `quick` 0.91-1.11; scikit-image's
+    # processed unlike a natural photo. Under Lite1: Lite0 `quick` 0.85-1.23; scikit-image's
     # object photos 0.88-1.44 (grey textures and the Hubble field 1.7-2.2); random weights 2.03-2.12.
     naturalness: float = 1.6
 

@@ -54,7 +54,8 @@
     const ev = meanEval(e);
     a.innerHTML = `<img loading="lazy" decoding="async" width="112" height="112" alt="${esc(e.label)}" src="${esc(e.thumb)}">` +
       `<div class="name" title="${esc(e.label)}">${esc(e.label)}</div>` +
-      `<div class="stat">p=${fmt(e.prob, 2)}${ev === null ? "" : ` · eval ${fmt(ev, 2)}`}</div>` +
+      `<div class="stat">${[e.prob === null || e.prob === undefined ? "" : `p=${fmt(e.prob, 2)}`,
+        ev === null ? "" : `eval ${fmt(ev, 2)}`].filter(Boolean).join(" · ") || "&nbsp;"}</div>` +
       (flagsOf(e).length ? `<div class="flags">${esc(flagsOf(e).join(", "))}</div>` : "");
     return a;
   });
