@@ -323,7 +323,8 @@ def sanity(
         result: an :class:`~piikit.InversionResult` of class targets.
         evaluators: models whose features and predictions judge the images; default: the
             offline models other than the inverted one (they take 3 channels: pass your
-            own for other models, e.g. a second checkpoint).
+            own for other models, e.g. a second checkpoint). With none (``[]``) only
+            naturalness is measured: the other checks need them.
         seeds: seeds for the stability check (``result.seed`` and the next ones); 1 skips it.
         randomize: run the randomization checks (all layers and ``cascade``).
         cascade: fractions of the parameterized layers re-initialised from the top down;
