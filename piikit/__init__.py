@@ -49,6 +49,10 @@ _EXPORTS: dict[str, str] = {
     "capture_activation": "piikit.engine.features",
     "sweep": "piikit.interfaces.runner",
     "explore": "piikit.interfaces.explorer",
+    "sanity": "piikit.analysis.sanity",
+    "atlas": "piikit.interfaces.atlas",
+    "SanityReport": "piikit.analysis.sanity",
+    "SanityThresholds": "piikit.analysis.sanity",
     # configs
     "InversionConfig": "piikit.engine.config",
     "PRESETS": "piikit.engine.config",
@@ -127,6 +131,10 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from piikit.interfaces.comparison import compare_settings as compare_settings
     from piikit.models.scoring import score as score
     from piikit.models.scoring import predict as predict
+    from piikit.analysis.sanity import SanityReport as SanityReport
+    from piikit.analysis.sanity import SanityThresholds as SanityThresholds
+    from piikit.analysis.sanity import sanity as sanity
+    from piikit.interfaces.atlas import atlas as atlas
     from piikit.analysis.evaluate import summarize as summarize
     from piikit.device import available_devices as available_devices
     from piikit.device import resolve_device as resolve_device

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from piikit.images import figure_png, to_numpy_image
 
-__all__ = ["NotebookFigure", "new_figure", "to_numpy_image", "show_image", "image_grid", "with_alpha", "filmstrip", "plot_history", "plot_ablations", "plot_spectra"]
+__all__ = ["NotebookFigure", "new_figure", "to_numpy_image", "show_image", "image_grid", "with_alpha", "filmstrip", "plot_history", "plot_ablations", "plot_spectra", "mark_flags"]
 
 
 class NotebookFigure(Figure):
@@ -180,4 +180,14 @@ def plot_spectra(curves: Mapping[str, tuple[torch.Tensor, torch.Tensor]], refere
     ax.set_xlabel("spatial frequency (cycles per pixel)")
     ax.set_ylabel("power")
     ax.legend(fontsize=7)
+    return fig
+
+
+def mark_flags(fig: Figure, report: Any) -> Figure:
+    """Write under image k of ``fig`` (the axes in order) the flags of row k of ``report``
+    (a :class:`~piikit.analysis.sanity.SanityReport`, from a layer above this one, hence
+    untyped), red, or "sanity ok", green: what ``result.show()`` adds once checks ran."""
+    for ax, row in zip(fig.axes, report.rows):
+        text = "flags: " + ", ".join(row.flags) if row.flags else "sanity ok"
+        ax.set_xlabel(text, fontsize=8, color="#b00020" if row.flags else "#1b7837")
     return fig

@@ -63,7 +63,7 @@ def test_rows_one_per_method_and_other_model():
 
 
 def test_format_table_prints_the_rows():
-    from piikit.interfaces.tables import format_table
+    from piikit.tables import format_table
 
     rows = agreement_rows({"gradcam": {"lite0": torch.ones(1, 1, 2, 2) + torch.eye(2), "b": torch.eye(2)[None]}}, ["x"])
     text = format_table(rows)
@@ -89,7 +89,7 @@ def test_region_share_is_the_attribution_mass_inside_the_mask():
 
 
 def test_format_spread_gives_mean_deviation_and_range():
-    from piikit.interfaces.tables import format_spread
+    from piikit.tables import format_spread
 
     assert format_spread([0.1, 0.2, 0.3]) == "0.200 ± 0.100 (seeds 0.100..0.300)"
     assert format_spread([0.5], digits=1) == "0.5 ± 0.0 (seeds 0.5..0.5)"

@@ -98,7 +98,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 #: the ones before it. refinement and analysis are siblings: neither imports the other.
 LAYERS: list[tuple[str, ...]] = [
     ("piikit.version", "piikit.errors", "piikit.validation", "piikit.labels", "piikit.device", "piikit.images",
-     "piikit.figures"),
+     "piikit.figures", "piikit.tables"),
     ("piikit.models",),
     ("piikit.engine",),
     ("piikit.refinement", "piikit.analysis"),

@@ -39,6 +39,7 @@ __all__ = [
     "l2_norm",
     "batchnorm_layers",
     "has_batchnorm",
+    "feature_statistics",
 ]
 
 
@@ -212,6 +213,15 @@ def batchnorm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, m) for name, m in model.named_modules() if _is_batchnorm(m)]
 
 
+def feature_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and biased variance of a BatchNorm layer's input over every axis but
+    the channels (N and L / H×W / D×H×W): what DeepInversion compares with the running
+    statistics (also measured per image by :mod:`piikit.analysis.sanity`)."""
+    x = x.float()
+    dims = [0, *range(2, x.ndim)]
+    return x.mean(dim=dims), x.var(dim=dims, unbiased=False)
+
+
 def has_batchnorm(model: nn.Module) -> bool:
     """Whether the BatchNorm prior can be used on ``model``."""
     return any(_is_batchnorm(m) for m in model.modules())
@@ -264,10 +274,7 @@ class BatchNormPrior(LossTerm):
         self._losses = []
 
     def _hook(self, module: nn.Module, args: tuple[torch.Tensor, ...], output: object) -> None:
-        x = args[0].float()
-        dims = [0, *range(2, x.ndim)]  # all but channels: N (and L / H×W / D×H×W)
-        mean = x.mean(dim=dims)
-        var = x.var(dim=dims, unbiased=False)
+        mean, var = feature_statistics(args[0])
         running_mean = module.running_mean.float()  # type: ignore[union-attr]
         running_var = module.running_var.float()  # type: ignore[union-attr]
         loss = torch.linalg.vector_norm(mean - running_mean) + torch.linalg.vector_norm(var - running_var)

@@ -60,6 +60,8 @@ class InversionResult:
         total_steps: the steps planned over every phase of the run (a warm-up, the stages, a refine
             phase); None on construction means ``config.total_steps``.
         scores: evaluator scores once :meth:`score` has run (saved into the JSON).
+        sanity: the :class:`~piikit.analysis.sanity.SanityReport` once :func:`piikit.sanity`
+            has run (saved into the JSON; :meth:`show` marks each image's flags).
     """
 
     images: torch.Tensor
@@ -80,6 +82,7 @@ class InversionResult:
     device: str = "cpu"
     scores: list[dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    sanity: Any = None
 
     def __post_init__(self) -> None:
         if self.total_steps is None:
@@ -101,12 +104,16 @@ class InversionResult:
         transparency map is low (:func:`piikit.figures.with_alpha`)."""
         from piikit.figures import image_grid, with_alpha
 
-        if not alpha:
-            return image_grid(self.images, self.titles(), ncols=ncols, **kwargs)
-        if self.alpha is None:
+        if alpha and self.alpha is None:
             raise ValueError(f"this result has no transparency map: it comes with param='maco' "
                              f"(this run used param={self.config.param!r})")
-        return image_grid(with_alpha(self.images, self.alpha), self.titles(), ncols=ncols, **kwargs)
+        images = with_alpha(self.images, self.alpha) if alpha else self.images
+        fig = image_grid(images, self.titles(), ncols=ncols, **kwargs)
+        if self.sanity is not None:
+            from piikit.figures import mark_flags
+
+            mark_flags(fig, self.sanity)
+        return fig
 
     def followed_by(self, later: InversionResult) -> InversionResult:
         """This run and ``later`` (a run started from this one's images) as one result:

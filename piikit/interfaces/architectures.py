@@ -115,7 +115,7 @@ class ArchitectureComparison:
         return [sum(self.probs[made][j][i] for j in others) / len(others) if others else None for i in range(n)]
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per inverted model for :func:`piikit.interfaces.tables.format_table`: seconds
+        """One row per inverted model for :func:`piikit.tables.format_table`: seconds
         per class, its own top-1, the other models' mean top-1 and probability, and the TV metric."""
         out = []
         for made, row in self.matrix.items():

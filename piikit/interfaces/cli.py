@@ -300,6 +300,19 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def _cmd_atlas(args: argparse.Namespace) -> int:
+    from piikit.interfaces.atlas import atlas
+    from piikit.interfaces.runner import parse_classes
+
+    classes = parse_classes(args.classes) if args.classes else None
+    if classes is not None and not args.model:
+        raise ValueError("--classes runs a sweep first: give --model too")
+    index = atlas(args.runs, args.out, model=args.model, evaluators=args.evaluators, analyze=not args.no_analysis,
+                  classes=classes, preset=args.preset, device=args.device, progress=not args.quiet)
+    print(f"open {index.resolve().as_uri()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="piikit", description="Plug-In Inversion of image classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -349,6 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
     sco.add_argument("--json", action="store_true", help="print the rows and summary as JSON")
     sco.add_argument("--no-save", dest="no_save", action="store_true", help="do not write the scores into result.json")
     sco.set_defaults(run=_cmd_score)
+
+    atl = sub.add_parser("atlas", help="a sweep folder as an offline HTML site: every class, searchable, with scores",
+                         description="Build RUNS/atlas/index.html from a sweep folder (open it from the file system): "
+                         "thumbnails, search, sort and filter, a page per class with scores, top-5, sanity checks "
+                         "and Grad-CAM. With --model and --classes it runs the sweep first.")
+    atl.add_argument("runs", help="a sweep's --out folder (or one model's folder in it)")
+    atl.add_argument("--out", help="where the site goes (default RUNS/atlas)")
+    atl.add_argument("--model", help="the inverted model (default: read from the results; offline models only)")
+    atl.add_argument("--evaluator", dest="evaluators", action="append", metavar="MODEL",
+                     help="score with this model where the sweep did not; repeatable")
+    atl.add_argument("--classes", help="run a sweep of these classes first (needs --model), e.g. 0-999")
+    atl.add_argument("--preset", default="preview", help="the sweep's preset with --classes")
+    atl.add_argument("--no-analysis", action="store_true", help="no top-5, scores or Grad-CAM (fast)")
+    atl.add_argument("--device", default="auto")
+    atl.add_argument("--quiet", action="store_true")
+    atl.set_defaults(run=_cmd_atlas)
 
     cls = sub.add_parser("classes", help="list or search the ImageNet class names")
     cls.add_argument("--search", help="a word; close spellings are found too")

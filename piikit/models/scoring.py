@@ -182,7 +182,7 @@ def predict(
     device: str | torch.device | None = "auto",
 ) -> list[dict[str, Any]]:
     """What a model sees in images: its ``k`` most probable classes for each, as rows for
-    :func:`piikit.interfaces.tables.format_table`. The images go in as they are (load a photo
+    :func:`piikit.tables.format_table`. The images go in as they are (load a photo
     at the model's size with :func:`piikit.images.load_photo`).
 
     Returns:
