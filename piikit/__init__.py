@@ -76,7 +76,7 @@ _EXPORTS: dict[str, str] = {
     "TotalVariation": "piikit.engine.priors",
     "L2Prior": "piikit.engine.priors",
     "BatchNormPrior": "piikit.engine.priors",
-    "ProxyBatchNormPrior": "piikit.refinement.proxy",
+    "ProxyBatchNormPrior": "piikit.engine.proxy_prior",
     # errors: the base class (every other one is in piikit.errors) and the one that carries a result
     "PiikitError": "piikit.errors",
     "InversionFailed": "piikit.errors",
@@ -169,6 +169,6 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from piikit.engine.priors import BatchNormPrior as BatchNormPrior
     from piikit.engine.priors import L2Prior as L2Prior
     from piikit.engine.priors import TotalVariation as TotalVariation
-    from piikit.refinement.proxy import ProxyBatchNormPrior as ProxyBatchNormPrior
+    from piikit.engine.proxy_prior import ProxyBatchNormPrior as ProxyBatchNormPrior
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -13,7 +13,7 @@ from piikit.engine.objectives import Batch
 from piikit.errors import UnsupportedModelError
 from piikit.refinement.deepinversion import refine
 from piikit.engine.priors import BatchNormPrior
-from piikit.refinement.proxy import ProxyBatchNormPrior
+from piikit.engine.proxy_prior import ProxyBatchNormPrior
 
 TINY = dict(warmup_steps=0, steps=4, image_size=64)
 
@@ -80,3 +80,17 @@ def test_refine_a_vit_with_a_cnns_statistics(tiny_cnn, tiny_vit, device):
 def test_the_plain_batchnorm_prior_on_a_vit_still_refuses_and_names_the_option(tiny_vit, device):
     with pytest.raises(UnsupportedModelError, match="prior_model"):
         refine(tiny_vit, targets=[1], bn_prior="required", device=device, progress=False, **TINY)
+
+
+def test_a_runs_refine_phase_borrows_the_statistics_too(tiny_cnn, tiny_vit, device):
+    # PII's stages, then refine_steps with the CNN's BatchNorm prior: one run, the term only in the refine phase.
+    result = piikit.invert(tiny_vit, [3, 5], "preview", refine_steps=3, refine_prior_model=tiny_cnn, seed=0,
+                           device=device, progress=False, image_size=64)
+    stages = result.config.stages * result.config.steps_per_stage
+    proxy = result.history["proxy_bn"]
+    assert proxy.shape == (stages + 3,)
+    assert torch.isnan(proxy[:stages]).all() and (proxy[stages:] > 0).all()
+    assert result.extra["prior_model"] and not result.extra["bn_prior_used"]
+    assert _no_hooks(tiny_cnn) and _no_hooks(tiny_vit)
+    with pytest.raises(ValueError, match="refine_steps"):
+        piikit.invert(tiny_vit, [3], "preview", refine_prior_model=tiny_cnn, device=device, progress=False)

@@ -41,6 +41,7 @@ from piikit.engine.objectives import Batch, ClassObjective, CompositeObjective, 
 from piikit.engine.param import make_param
 from piikit.engine.progress import Progress
 from piikit.engine.phases import Phase, run_phases
+from piikit.engine.proxy_prior import ProxyBatchNormPrior
 from piikit.engine.priors import BatchNormPrior
 from piikit.engine.result import InversionResult
 from piikit.engine.schedule import StageSchedule
@@ -120,6 +121,7 @@ class Inversion:
         init: torch.Tensor | None = None,
         num_images: int | None = None,
         phases: Sequence[Phase] | None = None,
+        refine_prior_model: Classifier | nn.Module | str | None = None,
         **overrides: Any,
     ) -> None:
         self.config = make_config(preset, **overrides)
@@ -144,7 +146,11 @@ class Inversion:
         else:
             self.targets = resolve_classes(check_targets(targets), self.model.class_names)
         size = self.config.image_size or self.model.input_size[0]
-        self.phases = list(phases) if phases is not None else run_phases(self.config, self.model, size)
+        if refine_prior_model is not None and (phases is not None or not self.config.refine_steps):
+            raise ValueError("refine_prior_model lends its BatchNorm prior to the refine phase: it needs "
+                             "refine_steps > 0 (and no phases=)")
+        proxy = None if refine_prior_model is None else load_model(refine_prior_model).to(self.device)
+        self.phases = list(phases) if phases is not None else run_phases(self.config, self.model, size, proxy)
         for phase in self.phases:
             c = phase.config
             schedule = StageSchedule(c.image_size or size, c.stages, c.schedule, channels=self.model.in_chans)
@@ -497,10 +503,13 @@ class Inversion:
 
     def _extra(self) -> dict[str, Any]:
         """What the result records of its phases: with a DeepInversion phase, whether its
-        BatchNorm prior was used."""
+        BatchNorm prior was used, and the network it was borrowed from, if any."""
         if not any(p.name.startswith("DeepInversion") for p in self.phases):
             return {}
-        return {"bn_prior_used": any(isinstance(t, BatchNormPrior) for p in self.phases for t in p.terms)}
+        terms = [t for p in self.phases for t in p.terms]
+        proxies = [t.proxy.name for t in terms if isinstance(t, ProxyBatchNormPrior)]
+        return {"bn_prior_used": any(isinstance(t, BatchNormPrior) for t in terms),
+                **({"prior_model": proxies[0]} if proxies else {})}
 
 
 def invert(
@@ -538,6 +547,10 @@ def invert(
             of paths); uint8 pixels are divided by 255; other values outside [0, 1] are
             clamped with a warning, NaN/inf refused.
         num_images: how many images a feature objective makes when ``targets`` is None.
+        refine_prior_model: with ``refine_steps``, a network with BatchNorm trained on the same
+            data (Lite0 for an ImageNet ViT or Mixer) whose BatchNorm statistics prior the
+            refine phase uses in place of the model's own
+            (:class:`~piikit.engine.proxy_prior.ProxyBatchNormPrior`; SMI, Hu et al. 2024).
         **overrides: any :class:`InversionConfig` field, e.g. ``ensemble=8`` or
             ``refine_steps=50`` (then a DeepInversion refine phase in the same run); a field
             left out keeps the preset's value, as does ``None`` except for ``image_size`` and

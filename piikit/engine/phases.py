@@ -19,6 +19,7 @@ from piikit.engine.deepinversion import (DEEPINVERSION_PRESETS, DeepInversionCon
                                          prior_terms)
 from piikit.engine.objectives import LossTerm
 from piikit.engine.priors import L2Prior, TotalVariation
+from piikit.engine.proxy_prior import ProxyBatchNormPrior
 from piikit.models import Classifier
 
 __all__ = ["Phase", "run_phases", "deepinversion_phases", "refine_phase_config"]
@@ -64,17 +65,19 @@ def refine_phase_config(config: InversionConfig) -> DeepInversionConfig:
         bn_prior="auto" if config.refine_bn_prior else "off")
 
 
-def run_phases(config: InversionConfig, model: Classifier, size: int) -> list[Phase]:
-    """The phases of a Plug-In Inversion run: its stages, then the refine phase if ``refine_steps``."""
+def run_phases(config: InversionConfig, model: Classifier, size: int,
+               prior_model: Classifier | None = None) -> list[Phase]:
+    """The phases of a Plug-In Inversion run: its stages, then the refine phase if ``refine_steps``
+    (with ``prior_model``'s BatchNorm prior in place of the model's own, if given)."""
     phases = [Phase(config, _config_priors(config))]
     if config.refine_steps:
         phases += deepinversion_phases(model, refine_phase_config(config), size, from_image=True,
-                                       fold_bn=config.fold_bn)
+                                       fold_bn=config.fold_bn, prior_model=prior_model)
     return phases
 
 
 def deepinversion_phases(model: Classifier, cfg: DeepInversionConfig, size: int, *, from_image: bool,
-                         fold_bn: bool = False) -> list[Phase]:
+                         fold_bn: bool = False, prior_model: Classifier | None = None) -> list[Phase]:
     """DeepInversion (Yin et al. 2020) as phases of a run on ``model`` at ``size`` px:
     from noise the published warm-up (``warmup_steps`` at ``warmup_size``) then ``steps`` at
     full size; from an image (``from_image``) ``steps`` at full size, unless ``cfg.warmup``
@@ -82,10 +85,16 @@ def deepinversion_phases(model: Classifier, cfg: DeepInversionConfig, size: int,
 
     The lr is converted once here: DeepInversion's is on the normalized input, piikit moves
     pixels, so it is ``lr × mean(std)`` (``init_lr`` from an image). Whether the BatchNorm
-    prior is used follows :func:`~piikit.engine.deepinversion.bn_prior_enabled`.
+    prior is used follows :func:`~piikit.engine.deepinversion.bn_prior_enabled`; with a
+    ``prior_model`` (a network with BatchNorm trained on the same data) its BatchNorm prior,
+    at the same weights, takes the place of the model's own
+    (:class:`~piikit.engine.proxy_prior.ProxyBatchNormPrior`: SMI's idea, for ViTs and Mixers).
     """
-    use_bn = bn_prior_enabled(model, cfg)
-    terms = tuple(prior_terms(model, cfg, use_bn))
+    if prior_model is None:
+        terms = tuple(prior_terms(model, cfg, bn_prior_enabled(model, cfg)))
+    else:
+        terms = (*prior_terms(model, cfg, False),
+                 ProxyBatchNormPrior(prior_model, cfg.bn_weight, cfg.first_bn_multiplier))
     lr = (cfg.init_lr if from_image else cfg.lr) * float(model.std.mean())
     warmup = cfg.warmup if cfg.warmup is not None else not from_image
     phases = []

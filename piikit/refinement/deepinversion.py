@@ -35,7 +35,6 @@ from piikit.engine.phases import deepinversion_phases
 from piikit.engine.result import InversionResult
 from piikit.images import as_batch, as_init_images
 from piikit.models import Classifier, load_model
-from piikit.refinement.proxy import ProxyBatchNormPrior
 
 __all__ = ["DeepInversionConfig", "DEEPINVERSION_PRESETS", "refine"]
 
@@ -86,7 +85,7 @@ def refine(
         prior_model: a network with BatchNorm trained on the same data (a CNN: Lite0 for
             ImageNet models, the digits CNN for the digits models) whose BatchNorm prior is
             borrowed in place of the model's own (SMI, Hu et al. 2024;
-            :class:`~piikit.refinement.proxy.ProxyBatchNormPrior`, weighted by ``bn_weight``
+            :class:`~piikit.engine.proxy_prior.ProxyBatchNormPrior`, weighted by ``bn_weight``
             and ``first_bn_multiplier``): DeepInversion's feature-statistics prior for a ViT
             or a Mixer. ``refine(vit, init=result, prior_model=cnn)``.
         callbacks: as for :func:`piikit.invert`; a warm-up and the full-size phase are one run
@@ -121,16 +120,10 @@ def refine(
         images = as_batch(images, "init", clf.in_chans, count="K")
     if targets is None:
         raise ValueError("refine needs target classes (targets=..., or a PII result as init)")
-    all_terms = list(terms)
-    extra: dict[str, Any] = {}
-    if prior_model is not None:
-        proxy = load_model(prior_model).to(dev)
-        all_terms.append(ProxyBatchNormPrior(proxy, cfg.bn_weight, cfg.first_bn_multiplier))
-        cfg = cfg.replace(bn_prior="off")  # the proxy's statistics in place of the model's own
-        extra["prior_model"] = proxy.name
+    proxy = None if prior_model is None else load_model(prior_model).to(dev)
     size = cfg.image_size or clf.input_size[0]
-    phases = deepinversion_phases(clf, cfg, size, from_image=images is not None)
+    phases = deepinversion_phases(clf, cfg, size, from_image=images is not None, prior_model=proxy)
     result = Inversion(clf, targets, phases[-1].config, phases=phases, init=images, seed=seed, device=dev,
-                       terms=all_terms, callbacks=callbacks, progress=progress).run()
-    result.extra.update({"method": "deepinversion", "deepinversion": cfg.to_dict(), **extra})
+                       terms=terms, callbacks=callbacks, progress=progress).run()
+    result.extra.update({"method": "deepinversion", "deepinversion": cfg.to_dict()})
     return result
