@@ -70,21 +70,30 @@ class Slot:
         return any(t.endswith(".tmp") and Path(t).parent in folders for t in targets)
 
 
+def finished(folders: list[Path]) -> int:
+    """How many classes have their JSON in place."""
+    return sum(1 for _ in folders[1].glob("*.result.json")) if folders else 0
+
+
 def unlogged(folders: list[Path]) -> bool:
     """Whether more classes are finished (their JSON in place) than the manifest lists."""
     if not folders:
         return False
-    out, model_folder = folders
     try:
-        logged = (out / "manifest.jsonl").read_bytes().count(b"\n")
+        logged = (folders[0] / "manifest.jsonl").read_bytes().count(b"\n")
     except FileNotFoundError:
         logged = 0
-    return sum(1 for _ in model_folder.glob("*.result.json")) > logged
+    return finished(folders) > logged
 
 
 def run_two(command: list[str], env: dict[str, str], kills: int, rng: random.Random, folders: list[Path],
-            timeout: float) -> dict[str, object]:
-    """Run two copies of ``command`` to completion, killing them ``kills`` times in all."""
+            timeout: float, classes: int = 1) -> dict[str, object]:
+    """Run two copies of ``command`` (a sweep of ``classes`` classes) to completion, killing
+    them ``kills`` times in all.
+
+    The kills are paced against the sweep's progress: while a larger share of the classes is
+    done than of the kills, the next kill comes at once (while starting up, before a class can
+    finish), so a fast machine cannot finish the sweep before the budget is spent."""
     slots = [Slot(command, env), Slot(command, env)]
     for slot in slots:
         slot.start()
@@ -115,11 +124,15 @@ def run_two(command: list[str], env: dict[str, str], kills: int, rng: random.Ran
                 continue
             if sum(done_kills.values()) + len(plans) >= kills and i not in plans:
                 continue  # the kill budget is spent or promised: let it finish
-            if i not in plans:
-                kind = rng.choice(KINDS)
-                plans[i] = (kind, slot.started + rng.uniform(0.0, 6.0) if kind == "start" else 0.0)
-            kind, at = plans[i]
             now = time.monotonic()
+            if i not in plans:
+                if kills and finished(folders) / classes > (sum(done_kills.values()) + len(plans)) / kills:
+                    young = now - slot.started < 0.5
+                    plans[i] = ("start" if young else "work", slot.started + rng.uniform(0.0, 0.5) if young else now)
+                else:
+                    kind = rng.choice(KINDS)
+                    plans[i] = (kind, slot.started + rng.uniform(0.0, 6.0) if kind == "start" else 0.0)
+            kind, at = plans[i]
             if kind == "start":
                 fire = now >= at
             elif kind == "work":
@@ -216,7 +229,8 @@ def main() -> int:
         out = Path(tmp) / "chaos"
         command = [sys.executable, "-m", "piikit", "sweep", *sweep_args, "--out", str(out)]
         folder = args.model.replace("-", "_")
-        chaos = run_two(command, env, args.kills, random.Random(args.seed), [out, out / folder], args.timeout)
+        chaos = run_two(command, env, args.kills, random.Random(args.seed), [out, out / folder], args.timeout,
+                        args.classes)
         record["chaos"] = chaos
         record["check"] = result = check(out, folder, args.classes, env, args.evaluator)
     if args.baseline:
