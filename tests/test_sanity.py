@@ -134,7 +134,7 @@ def test_lite0_preview_and_a_random_lite0_are_flagged_where_a_photo_is_not(lite0
     assert report.naturalness_model == "efficientnet_lite1"
     assert {"transfer", "naturalness"} <= set(row.flags)  # preview images are pixel noise
     photo = load_photo("coffee", 224)
-    photo_row = piikit.score(photo, ["espresso"], report.evaluators)
+    photo_row = piikit.score(report.evaluators, photo, ["espresso"])
     assert min(r["rank"] for r in photo_row) <= SanityThresholds().transfer_rank
     assert float(naturalness(piikit.load_model("efficientnet_lite1"), photo)[0]) < SanityThresholds().naturalness
     blank = randomized_copy(lite0, 1.0, seed=1)
