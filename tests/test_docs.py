@@ -1,8 +1,8 @@
 """The documentation site as a reader sees it: built in smoke mode, opened in headless Chromium.
 
 Builds the site (``docs/``: the README as landing page, every notebook executed by myst-nb,
-the API reference, the benchmarks) with ``PIIKIT_SMOKE=1`` into a temporary folder, warnings
-as errors, then serves it on 127.0.0.1 and visits every page with Playwright and Debian's
+the guides in ``docs/guide/``, the API reference, the benchmarks) with ``PIIKIT_SMOKE=1`` into a
+temporary folder, warnings as errors, then serves it on 127.0.0.1 and visits every page with Playwright and Debian's
 Chromium (the set-up of ``tests/test_browser.py``; nothing outside 127.0.0.1 is fetched: the
 ipywidgets script a notebook page asks a CDN for is refused, as on a machine offline).
 Checked: each page loads; every local link points at a file the site has; every image
@@ -121,9 +121,10 @@ def test_the_site_reads_like_a_site(site: Path, server: str, tmp_path: Path) -> 
     from playwright.sync_api import sync_playwright
 
     benchmarks = sorted((ROOT / "docs").glob("benchmarks*.md"))
-    assert benchmarks
+    guides = sorted((ROOT / "docs" / "guide").glob("*.md"))  # where the README sends readers for details
+    assert benchmarks and guides
     pages = ["index.html", *(f"notebooks/{p.stem}.html" for p in NOTEBOOKS), "api.html",
-             *(f"{p.stem}.html" for p in benchmarks)]
+             *(f"{p.stem}.html" for p in benchmarks), *(f"guide/{p.stem}.html" for p in guides)]
     refused: set[str] = set()
     failures: list[str] = []
     broken: dict[str, list[str]] = {}  # link target -> the pages that link to it

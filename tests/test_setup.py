@@ -31,6 +31,44 @@ def test_readme_commands_exist_and_ci_calls_the_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
+def _github_slug(heading: str) -> str:
+    """The anchor a code host gives a Markdown heading: lower case, punctuation dropped, spaces as -."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_readme_and_guide_links_resolve_on_a_code_host():
+    # The README is a landing page that sends readers to docs/*.md; a code host resolves those
+    # links relative to the file, so each must name a file of the repository (and an anchor,
+    # a heading of that file).
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "docs" / "guide").glob("*.md"))]
+    assert len(pages) > 3
+    broken = []
+    for page in pages:
+        text = page.read_text()
+        targets = re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r'<img src="([^"]+)"', text)
+        for target in targets:
+            if "://" in target or target.startswith(("#", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            resolved = (page.parent / path).resolve()
+            if not resolved.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+            elif anchor and resolved.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", resolved.read_text(), re.M)
+                if anchor not in {_github_slug(h) for h in headings}:
+                    broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "links that do not resolve from the file on a code host:\n" + "\n".join(broken)
+
+
+def test_readme_is_a_landing_page():
+    # Issue 34: what a newcomer needs, in at most 1,200 words; the rest lives in docs/guide/.
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.split()) <= 1200
+    for section in ("## Presets", "## Notebooks", "## Can you trust an inversion?"):
+        assert section in readme
+    assert "docs/readme_inversions.png" in readme and "docs/atlas.png" in readme
+
+
 def test_notebooks_are_committed_without_outputs():
     import json
 
