@@ -8,11 +8,11 @@
 The names below are the public surface: verbs, configs, results, objectives and what the
 notebooks need. Everything else (augmentations, parameterizations, the stage schedule, the
 error classes, ...) is reachable from its submodule (``piikit.engine.augment``,
-``piikit.errors``, ...); see the README's package map.
+``piikit.errors``, ...); see the package map, ``docs/guide/package.md``.
 
 Importing piikit has no side effects and loads nothing heavy: each name is imported on
 first use. Process-wide settings (OpenMP's wait policy, thread counts, signal handlers) are
-the ``piikit`` command's business, not the library's; see the README for notebooks.
+the ``piikit`` command's business, not the library's; for notebooks see ``docs/guide/performance.md``.
 """
 
 from __future__ import annotations
