@@ -210,7 +210,7 @@ class InversionConfig(ConfigBase):
     alpha: float = 1.0  # ColorShift mean range U(-alpha, alpha); paper: 1.0
     beta: float = 1.0  # ColorShift log-scale range U(-beta, beta); paper: 1.0
     ensemble: int = 32  # ColorShifted copies per image; paper: the largest that fits, up to 32
-    micro_batch: int | Literal["auto"] | None = None  # samples (images x copies) per forward pass; None: all at once; "auto": the largest that fits (piikit.engine.memory). Exact: gradients accumulate
+    micro_batch: int | Literal["auto"] | None = None  # samples (images x copies) per forward pass; None: all at once (on CUDA: backing off where that does not fit); "auto": the largest that fits (piikit.engine.memory; on CUDA a preset by name takes it). Exact: gradients accumulate
 
     # Priors (PII §2.2, Fig. 4): paper PII uses none; for the Fig. 4 TV ablation.
     tv_weight: float = 0.0  # total variation (DeepInversion's 4-direction L2 form) of the pixels; DeepInversionConfig's is of the normalized image; paper: 0
