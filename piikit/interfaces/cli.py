@@ -95,7 +95,8 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     if not classes:
         raise ValueError("give at least one --class (a name or an index)")
     check_int("seed", args.seed, low=0, high=2**64 - 1)
-    config = make_config(args.preset, **_config_overrides(args))  # bad settings fail before any loading
+    overrides = _config_overrides(args)
+    make_config(args.preset, **overrides)  # bad settings fail before any loading
     resolve_device(args.device)  # a device this machine lacks fails before any loading
     out = _writable_directory(args.out)
     with sigterm_as_interrupt() as caught:  # SIGTERM (a scheduler, `timeout`) saves like Ctrl-C
@@ -110,7 +111,9 @@ def _cmd_invert(args: argparse.Namespace) -> int:
         status = 0
         for j, batch in enumerate(batches):
             try:
-                result = invert(model, batch, config, seed=args.seed, device=args.device, progress=not args.quiet)
+                # The preset by name: on CUDA its CPU-sized micro_batch gives way to "auto" (for_device).
+                result = invert(model, batch, args.preset, seed=args.seed, device=args.device, progress=not args.quiet,
+                                **overrides)
             except InversionFailed as failure:
                 result, status = failure.partial, 1
                 print(f"piikit: {failure}", file=sys.stderr)
