@@ -105,7 +105,7 @@ def test_every_knob_is_in_a_tab_and_the_settings_without_one_are_speed_only() ->
     assert sorted(grouped) == sorted(explorer.knobs) and len(grouped) == len(set(grouped))
     fields = {field.name for field in dataclasses.fields(piikit.InversionConfig)}
     assert set(explorer.knobs) <= fields
-    assert fields - set(explorer.knobs) == {"betas", "amp", "channels_last", "micro_batch", "fold_bn"}
+    assert fields - set(explorer.knobs) == {"betas", "amp", "channels_last", "compile_model", "micro_batch", "fold_bn"}
     assert len(explorer.tabs.children) == len(KNOB_GROUPS)
 
 

@@ -61,7 +61,7 @@ from piikit.engine.schedule import BorderFill, ScheduleMode
 from piikit.errors import warn_renamed
 from piikit.validation import admits_none, check_fields, check_float, check_int, field_types
 
-__all__ = ["ConfigBase", "InversionConfig", "PRESETS", "DEFAULT_PRESET", "LR_SCHEDULES", "make_config"]
+__all__ = ["ConfigBase", "InversionConfig", "PRESETS", "DEFAULT_PRESET", "LR_SCHEDULES", "make_config", "for_device"]
 
 #: The preset every entry point uses when none is given (see the module docstring for why).
 DEFAULT_PRESET = "fast"
@@ -96,8 +96,11 @@ class ConfigBase:
     lowres_factor: float = 0.25  # param="lowres": pixels at this fraction of the side, upsampled bilinearly; paper: none
 
     # Speed, no effect on the maths beyond rounding.
+    # amp and channels_last stay off by default until a GPU run has shown, on >= 16 classes, that
+    # they keep cross-model top-1 and TV (benchmarks/gpu_check.py measures both with and without).
     amp: bool = False  # bfloat16 autocast for the model's forward pass
     channels_last: bool = False  # channels-last memory format (faster convolutions on GPUs)
+    compile_model: bool = False  # torch.compile the network (opt-in: pays only after its warm-up, on GPUs); logit objectives only
 
     def __post_init__(self) -> None:
         # Types first (one layer for the API, --set and the flags: piikit.validation), then ranges.
@@ -194,7 +197,7 @@ class InversionConfig(ConfigBase):
     Shared with DeepInversion (declared in :class:`ConfigBase`, paper values): ``image_size``
     (None: the model's), ``jitter`` 32 px, ``flip`` 0 (not used), ``lr`` 0.01, ``betas``
     (0.5, 0.99), ``lr_schedule`` cosine decay to 0 within each stage, ``param`` pixels,
-    ``amp`` and ``channels_last`` off.
+    ``amp``, ``channels_last`` and ``compile_model`` off.
     """
 
     # Stages (PII §3.1): the image grows from 2/8 to 8/8 of image_size over 7 stages.
@@ -207,7 +210,7 @@ class InversionConfig(ConfigBase):
     alpha: float = 1.0  # ColorShift mean range U(-alpha, alpha); paper: 1.0
     beta: float = 1.0  # ColorShift log-scale range U(-beta, beta); paper: 1.0
     ensemble: int = 32  # ColorShifted copies per image; paper: the largest that fits, up to 32
-    micro_batch: int | Literal["auto"] | None = None  # samples (images x copies) per forward pass; None: all at once; "auto": the largest that fits (piikit.engine.memory). Exact: gradients accumulate
+    micro_batch: int | Literal["auto"] | None = None  # samples (images x copies) per forward pass; None: all at once (on CUDA: backing off where that does not fit); "auto": the largest that fits (piikit.engine.memory; on CUDA a preset by name takes it). Exact: gradients accumulate
 
     # Priors (PII §2.2, Fig. 4): paper PII uses none; for the Fig. 4 TV ablation.
     tv_weight: float = 0.0  # total variation (DeepInversion's 4-direction L2 form) of the pixels; DeepInversionConfig's is of the normalized image; paper: 0
@@ -278,6 +281,21 @@ PRESETS["glance"] = PRESETS["clear"].replace(stages=4, steps_per_stage=32, tv_we
 # ColorShift, and other models read it more often than clear's; with the refine phase an ensemble of
 # 3 scores as 4 did, at 0.78 of the work (docs/benchmarks.md).
 PRESETS["quick"] = PRESETS["glance"].replace(steps_per_stage=48, ensemble=3, refine_steps=50)
+
+
+def for_device(config: InversionConfig, device_type: str, micro_batch_given: bool) -> InversionConfig:
+    """The config a run uses on a device of ``device_type``: the presets' ``micro_batch``
+    values suit a CPU's cache, so on CUDA a run whose ``micro_batch`` was not given (a
+    preset by name, no override) takes ``"auto"``, what fits (the same images up to rounding).
+
+    >>> for_device(PRESETS["quick"], "cuda", micro_batch_given=False).micro_batch
+    'auto'
+    >>> for_device(PRESETS["quick"], "cpu", micro_batch_given=False).micro_batch
+    8
+    """
+    if device_type != "cuda" or micro_batch_given:
+        return config
+    return config.replace(micro_batch="auto")
 
 
 def make_config(preset: str | InversionConfig = DEFAULT_PRESET, **overrides: Any) -> InversionConfig:

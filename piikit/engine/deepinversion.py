@@ -195,5 +195,5 @@ def loop_config(cfg: DeepInversionConfig, size: int, steps: int, jitter: int, lr
         image_size=size, stages=1, steps_per_stage=steps, schedule="none",
         jitter=jitter, flip=cfg.flip, color_shift=False, ensemble=1, micro_batch=None,
         lr=lr, betas=cfg.betas, lr_schedule=cfg.lr_schedule, param=cfg.param, lowres_factor=cfg.lowres_factor,
-        amp=cfg.amp, channels_last=cfg.channels_last, fold_bn=fold_bn,
+        amp=cfg.amp, channels_last=cfg.channels_last, compile_model=cfg.compile_model, fold_bn=fold_bn,
     )

@@ -28,12 +28,12 @@ from torch import nn
 
 from piikit.engine.augment import ColorShift, Flip, Jitter, RandomAffine
 from piikit.engine.callbacks import Callback, StepState, as_callback
-from piikit.engine.config import DEFAULT_PRESET, InversionConfig, make_config
+from piikit.engine.config import DEFAULT_PRESET, InversionConfig, for_device, make_config
 from piikit.device import resolve_device
 from piikit.errors import InversionFailed, first_line
 from piikit.images import as_init_images, checked_init
 from piikit.labels import resolve_classes
-from piikit.engine.memory import auto_micro_batch
+from piikit.engine.memory import auto_micro_batch, record_out_of_memory
 from piikit.engine.memory import is_out_of_memory as _is_oom
 from piikit.models import Classifier, frozen, load_model
 from piikit.models.folding import folded
@@ -64,6 +64,15 @@ def _prepared(model: nn.Module, channels_last: bool) -> Iterator[None]:
         finally:
             if restore:
                 model.to(memory_format=torch.contiguous_format)
+
+
+def _compiled(net: nn.Module) -> nn.Module:
+    """``torch.compile(net)``, made once per network: kept in the module's own ``__dict__``
+    (not as a submodule), so it lives and dies with it and a sweep compiles once."""
+    made = net.__dict__.get("_piikit_compiled")
+    if made is None:
+        made = net.__dict__["_piikit_compiled"] = torch.compile(net)
+    return made
 
 
 def _reads_only_logits(part: Objective | LossTerm) -> bool:
@@ -124,8 +133,10 @@ class Inversion:
         refine_prior_model: Classifier | nn.Module | str | None = None,
         **overrides: Any,
     ) -> None:
-        self.config = make_config(preset, **overrides)
+        config = make_config(preset, **overrides)
         self.device = resolve_device(device)
+        self.config = for_device(config, self.device.type,
+                                 micro_batch_given=not isinstance(preset, str) or "micro_batch" in overrides)
         self.model = load_model(model).to(self.device)
         self.objective = objective if objective is not None else ClassObjective()
         if self.config.refine_steps and phases is None and not isinstance(self.objective, ClassObjective):
@@ -168,6 +179,7 @@ class Inversion:
         self.image: torch.Tensor | None = None
         self.canvas: torch.Tensor | None = None
         self._last_good: torch.Tensor | None = None
+        self._pending_check: tuple[torch.Tensor, Any, torch.Tensor, int] | None = None  # _check_finite's, read a check later
         self._history: list[dict[str, Any]] = []
         self._history_done: dict[str, list[torch.Tensor]] = {}
         self._history_len = 0
@@ -201,8 +213,10 @@ class Inversion:
         self.terms = [*phase.terms, *self._user_terms]
         # The network the steps run: the model, or its copy with BatchNorm folded in when
         # nothing but the logits is read.
-        fold = cfg.fold_bn and all(_reads_only_logits(p) for p in [self.objective, *self.terms])
-        self._net = folded(self.model) if fold else self.model
+        logits_only = all(_reads_only_logits(p) for p in [self.objective, *self.terms])
+        net = folded(self.model) if cfg.fold_bn and logits_only else self.model
+        # Compiled only when no hook reads a layer: a compiled module's layers are not the ones hooked.
+        self._net = _compiled(net) if cfg.compile_model and logits_only else net
         size = cfg.image_size or self.model.input_size[0]
         self.schedule = StageSchedule(size, cfg.stages, cfg.schedule, channels=self.model.in_chans)
         # Host-side draws (jitter shift, flip) come from a CPU generator so they never make
@@ -219,7 +233,10 @@ class Inversion:
         self.param = make_param(cfg.param, cfg.lowres_factor)
         self._owner = torch.arange(len(self.targets), device=self.device).repeat_interleave(cfg.ensemble)
         self._sample_targets = self._target_tensor.repeat_interleave(cfg.ensemble)
-        self._micro_batch = None if cfg.micro_batch == "auto" else cfg.micro_batch  # "auto": probed in run()
+        # "auto" (and on CUDA None, "all at once", which then backs off only where that does
+        # not fit): probed in run(), halved by a step that still runs out of memory.
+        self._auto_batch = cfg.micro_batch == "auto" or (cfg.micro_batch is None and self.device.type == "cuda")
+        self._micro_batch = None if self._auto_batch else cfg.micro_batch
 
     @property
     def _phase_done(self) -> bool:
@@ -270,6 +287,29 @@ class Inversion:
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * self.step_in_stage / cfg.steps_per_stage))
 
     def _step(self) -> StepState:
+        """One step; with an automatic micro-batch, a step that runs out of memory is redone
+        from the same random draws in slices half as large."""
+        if not self._auto_batch:
+            return self._try_step()
+        states = self.host_rng.get_state(), self.rng.get_state()
+        while True:
+            chunk = self._micro_batch or len(self.targets) * self.loop.ensemble
+            try:
+                return self._try_step()
+            except (torch.OutOfMemoryError, RuntimeError) as error:
+                if not _is_oom(error) or chunk == 1:
+                    raise
+            # Out of the except block: its traceback no longer holds the failed pass's tensors.
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            record_out_of_memory(self.model, chunk, self.schedule.sizes[-1], self.device, channels=self.schedule.channels,
+                                 amp=self.loop.amp, channels_last=self.loop.channels_last)
+            self._micro_batch = max(1, chunk // 2)
+            self.host_rng.set_state(states[0])
+            self.rng.set_state(states[1])
+
+    def _try_step(self) -> StepState:
         cfg = self.loop
         k, e = len(self.targets), cfg.ensemble
         lr = self._lr()
@@ -364,26 +404,50 @@ class Inversion:
         self._history_len += n
         self._history = []
 
-    def _check_finite(self) -> None:
-        """Stop on a non-finite loss, keeping the last image that was finite."""
+    def _check_finite(self, wait: bool = True) -> None:
+        """Stop on a non-finite loss, keeping the last image that was finite.
+
+        With ``wait=False`` (on CUDA, within a stage) the check is read one check later: the
+        device copies its answer to the host as it gets there, so the host never waits for the
+        device in a stage's steps. A stage's last step is checked at once (``wait=True``): the
+        next stage grows from its image."""
         assert self.image is not None
+        pending, self._pending_check = self._pending_check, None
+        if pending is not None:
+            finite, ready, image, step = pending
+            ready.synchronize()  # recorded a check ago: normally long done
+            if not bool(finite):
+                self._fail_nonfinite(step)
+            self._last_good = image
         last = self._history[-1]["loss"] if self._history else None
+        if last is not None and not wait:
+            finite = torch.empty((), dtype=torch.bool, pin_memory=True)
+            finite.copy_(torch.isfinite(last), non_blocking=True)
+            ready = torch.cuda.Event()
+            ready.record()
+            self._pending_check = (finite, ready, self.image.detach().clone(), self.global_step)
+            return
         if last is not None and not torch.isfinite(last):
-            with torch.no_grad():
-                self.image.copy_(self._last_good)
-            self.stop_reason = "nonfinite"
-            if not self._model_is_finite():
-                raise InversionFailed(
-                    f"the loss became non-finite at step {self.global_step} (stage {self.stage + 1}) because the "
-                    "model's logits are NaN/inf on the last finite image: check the model's weights and mean/std "
-                    "(not the lr); the partial result holds that image.", partial=self.result(),
-                )
-            raise InversionFailed(
-                f"the loss became non-finite at step {self.global_step} (stage {self.stage + 1}); "
-                "the partial result holds the last finite image. A smaller lr, or amp=False, usually helps.",
-                partial=self.result(),
-            )
+            self._fail_nonfinite(self.global_step)
         self._last_good = self.image.detach().clone()
+
+    def _fail_nonfinite(self, step: int) -> None:
+        """Raise :class:`InversionFailed` for a non-finite loss at ``step``, the image back at the last finite one."""
+        assert self.image is not None
+        with torch.no_grad():
+            self.image.copy_(self._last_good)
+        self.stop_reason = "nonfinite"
+        if not self._model_is_finite():
+            raise InversionFailed(
+                f"the loss became non-finite at step {step} (stage {self.stage + 1}) because the "
+                "model's logits are NaN/inf on the last finite image: check the model's weights and mean/std "
+                "(not the lr); the partial result holds that image.", partial=self.result(),
+            )
+        raise InversionFailed(
+            f"the loss became non-finite at step {step} (stage {self.stage + 1}); "
+            "the partial result holds the last finite image. A smaller lr, or amp=False, usually helps.",
+            partial=self.result(),
+        )
 
     def _model_is_finite(self) -> bool:
         """Whether the model gives finite logits on the last finite image (False: the model,
@@ -439,8 +503,10 @@ class Inversion:
     def _run_phase(self, progress: Progress, max_steps: int | None, started: float) -> int:
         """Steps of the current phase, up to its end, ``max_steps`` or a stop; returns how many."""
         cfg = self.loop
-        # Checking the loss needs a host sync; on an accelerator do it now and then.
+        # Checking the loss needs a host sync; on an accelerator do it now and then, on CUDA
+        # read one check late (_check_finite) so that the steps of a stage never wait.
         check_every = 1 if self.device.type == "cpu" else 25
+        lagged = self.device.type == "cuda"
         if self._micro_batch is None and cfg.micro_batch == "auto":
             self._micro_batch = auto_micro_batch(
                 self.model, len(self.targets) * cfg.ensemble, self.schedule.sizes[-1], self.device,
@@ -454,8 +520,9 @@ class Inversion:
                 state = self._step()
                 done += 1
                 progress.step(state)
-                if self.global_step % check_every == 0 or self.step_in_stage == cfg.steps_per_stage:
-                    self._check_finite()
+                stage_end = self.step_in_stage == cfg.steps_per_stage
+                if stage_end or self.global_step % check_every == 0:
+                    self._check_finite(wait=stage_end or not lagged)
                 self._call("on_step_end", state)
                 if self.step_in_stage == cfg.steps_per_stage:
                     self._end_stage()

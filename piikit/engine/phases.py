@@ -61,7 +61,7 @@ def refine_phase_config(config: InversionConfig) -> DeepInversionConfig:
     """The DeepInversion settings of ``config``'s refine phase: the ``"refine"`` preset for
     ``refine_steps`` steps, the BatchNorm prior unless ``refine_bn_prior=False``."""
     return DEEPINVERSION_PRESETS["refine"].replace(
-        steps=config.refine_steps, amp=config.amp, channels_last=config.channels_last,
+        steps=config.refine_steps, amp=config.amp, channels_last=config.channels_last, compile_model=config.compile_model,
         bn_prior="auto" if config.refine_bn_prior else "off")
 
 

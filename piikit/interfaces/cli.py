@@ -95,7 +95,8 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     if not classes:
         raise ValueError("give at least one --class (a name or an index)")
     check_int("seed", args.seed, low=0, high=2**64 - 1)
-    config = make_config(args.preset, **_config_overrides(args))  # bad settings fail before any loading
+    overrides = _config_overrides(args)
+    make_config(args.preset, **overrides)  # bad settings fail before any loading
     resolve_device(args.device)  # a device this machine lacks fails before any loading
     out = _writable_directory(args.out)
     with sigterm_as_interrupt() as caught:  # SIGTERM (a scheduler, `timeout`) saves like Ctrl-C
@@ -110,7 +111,9 @@ def _cmd_invert(args: argparse.Namespace) -> int:
         status = 0
         for j, batch in enumerate(batches):
             try:
-                result = invert(model, batch, config, seed=args.seed, device=args.device, progress=not args.quiet)
+                # The preset by name: on CUDA its CPU-sized micro_batch gives way to "auto" (for_device).
+                result = invert(model, batch, args.preset, seed=args.seed, device=args.device, progress=not args.quiet,
+                                **overrides)
             except InversionFailed as failure:
                 result, status = failure.partial, 1
                 print(f"piikit: {failure}", file=sys.stderr)
@@ -272,12 +275,18 @@ def _takes_numbers(annotation: Any) -> bool:
     return any(a in (int, float) for a in typing.get_args(annotation))
 
 
+def _batch_arg(text: str) -> int | str:
+    """``--batch``: a count, or ``auto``."""
+    return "auto" if text.strip().lower() == "auto" else int(text)
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from piikit.interfaces.runner import parse_classes, sweep
     from piikit.interfaces.torchrun import runner_process
     from piikit.validation import check_int
 
-    check_int("--batch", args.batch, low=1)
+    if args.batch != "auto":
+        check_int("--batch", args.batch, low=1)
     classes: list[int | str] = list(args.class_names or [])
     for spec in args.classes or []:
         classes += parse_classes(spec)
@@ -341,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     swe.add_argument("--class", dest="class_names", action="append", metavar="NAME", help="one class name or index; repeatable")
     swe.add_argument("--classes-file", help="a file with one class, index or range per line")
     swe.add_argument("--out", default="runs")
-    swe.add_argument("--batch", type=int, default=1, help="classes optimized together per call (part of the settings)")
+    swe.add_argument("--batch", type=_batch_arg, default=1,
+                     help="classes optimized together per call (part of the settings); auto: what fills a GPU (1 elsewhere)")
     _add_setting_args(swe)
     swe.add_argument("--force", action="store_true", help="redo classes made with other settings instead of refusing")
     swe.add_argument("--no-pretrained", dest="pretrained", action="store_false")

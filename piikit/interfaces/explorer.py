@@ -67,7 +67,7 @@ def _knobs() -> dict[str, w.ValueWidget]:
     """One widget per InversionConfig field worth turning; keys are the field names.
 
     Left out on purpose: Adam's ``betas`` and the speed settings (``micro_batch``, ``amp``,
-    ``channels_last``, ``fold_bn``), which change only rounding; pass them to :func:`explore` instead.
+    ``channels_last``, ``compile_model``, ``fold_bn``), which change only rounding; pass them to :func:`explore` instead.
     A knob without a tooltip of its own shows its field's comment (:meth:`InversionConfig.field_docs`).
     """
     knobs = {

@@ -36,23 +36,25 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from piikit.engine.config import DEFAULT_PRESET, InversionConfig, make_config
+from piikit.engine.config import DEFAULT_PRESET, InversionConfig, for_device, make_config
+from piikit.engine.memory import target_batch
 from piikit.errors import InversionFailed
 from piikit.engine.inversion import Inversion
+from piikit.engine.result import InversionResult
 from piikit.engine.result_files import class_stem, slug
 from piikit.labels import resolve_classes
 from piikit.models import Classifier, load_model
 from piikit.interfaces.sweep_store import (
-    MANIFEST_FILE, RUNNING_FILE, FileLock, check_settings, claim, clear_leftovers, commit,
-    complete_manifest, contact_sheet, folder_lock, is_finished, settings_of,
+    MANIFEST_FILE, RUNNING_FILE, BackgroundWriter, FileLock, check_settings, claim, clear_leftovers, commit,
+    complete_manifest, contact_sheet, folder_lock, is_finished, recorded_batch, settings_of,
 )
 from piikit.interfaces.torchrun import Dist, device_for, rendezvous, shard
 from piikit.validation import check_int
@@ -109,7 +111,7 @@ def sweep(
     preset: str | InversionConfig = DEFAULT_PRESET,
     out: str | Path = "runs",
     *,
-    batch: int = 1,
+    batch: int | Literal["auto"] = 1,
     seed: int = 0,
     device: str | torch.device | None = "auto",
     force: bool = False,
@@ -132,6 +134,9 @@ def sweep(
         out: the output folder.
         batch: classes optimized together per :func:`invert` call (their results then
             depend on which classes share the batch, so it is part of the settings).
+            ``"auto"``: on CUDA enough classes to fill the device
+            (:func:`~piikit.engine.memory.target_batch`: 32 at the paper's ensemble of 32),
+            elsewhere 1; a folder that has settings resumes with its own batch.
         seed: the seed of every call; with ``batch=1`` a class's image does not depend on
             how the work is sharded.
         device: ``"auto"`` or a device; under torchrun, CUDA ranks take GPU ``LOCAL_RANK``.
@@ -149,7 +154,8 @@ def sweep(
 
     >>> piikit.sweep("efficientnet_lite0", "0-9", "fast", "runs/")  # doctest: +SKIP
     """
-    batch = check_int("batch", batch, low=1)
+    if batch != "auto":
+        batch = check_int("batch", batch, low=1)
     seed = check_int("seed", seed, low=0, high=2**63 - 1)
     config = make_config(preset, **overrides)
     model_list: list[str | nn.Module] = (
@@ -166,8 +172,13 @@ def sweep(
     if out.exists() and not out.is_dir():
         raise ValueError(f"out {str(out)!r} is an existing file; give a directory (it is created if missing)")
     dist = Dist.from_env()
-    settings = settings_of(config, seed, batch)
     run_device = device_for(device, dist)  # a device this machine lacks fails before anything is written
+    config = for_device(config, run_device.type,
+                        micro_batch_given=not isinstance(preset, str) or "micro_batch" in overrides)
+    if batch == "auto":
+        batch = recorded_batch(out) or (
+            target_batch(config.ensemble, len(wanted)) if run_device.type == "cuda" else 1)
+    settings = settings_of(config, seed, batch)
     if dist.world_size > 1:
         rendezvous(dist)  # a stale WORLD_SIZE/RANK fails here, in bounded time
 
@@ -197,53 +208,57 @@ def sweep(
         interrupted = False
         say = (lambda text: print(f"[rank {dist.rank}] {text}", flush=True)) if dist.world_size > 1 else (
             lambda text: print(text, flush=True))
-        try:  # Ctrl-C (or SIGTERM under runner_process) stops the loop; finished classes are kept
-            for m, targets in mine:
-                folder = out / folders[m]
-                folder.mkdir(parents=True, exist_ok=True)
-                if loaded[0] != m:
-                    loaded = (m, load(model_list[m]))
-                model = loaded[1].to(run_device)
-                claims: list[FileLock] = []
-                try:
-                    todo = []
-                    for t in targets:
-                        stem = class_stem(t, model.class_names)
-                        if is_finished(folder, stem, settings):
-                            skipped += 1
-                            continue
-                        held = claim(out, folders[m], stem)
-                        if held is None:  # another sweep in this folder is computing it
-                            taken += 1
-                            continue
-                        claims.append(held)
-                        if is_finished(folder, stem, settings):  # finished while we looked
-                            skipped += 1
-                        else:
-                            todo.append(t)
-                    if not todo:
-                        continue
+        # Files are written by a thread of their own while the device runs the next classes; a
+        # class's claims are held until its files are there. Leaving the block waits for them.
+        with BackgroundWriter() as writer:
+            try:  # Ctrl-C (or SIGTERM under runner_process) stops the loop; finished classes are kept
+                for m, targets in mine:
+                    folder = out / folders[m]
+                    folder.mkdir(parents=True, exist_ok=True)
+                    if loaded[0] != m:
+                        loaded = (m, load(model_list[m]))
+                    model = loaded[1].to(run_device)
+                    claims: list[FileLock] = []
                     try:
-                        result = Inversion(model, todo, config, seed=seed, device=run_device,
-                                           progress=progress and dist.world_size == 1).run()
-                    except InversionFailed as failure:
-                        failed.append(f"{folders[m]}/{todo}: {failure}")
-                        say(f"failed {folders[m]} {todo}: {failure}")
-                        continue
-                    if result.stop_reason == "interrupted":
-                        interrupted = True
-                        break
-                    commit(result, folder, batch, dist.rank, out)
-                finally:
-                    for held in claims:
-                        held.release()
-                done += len(todo)
-                if progress:
-                    probs = [] if result.final_probs is None else result.final_probs.tolist()
-                    for lab, p in zip(result.labels, probs):
-                        say(f"{folders[m]}: {lab}  p={p:.3f}")
-        except KeyboardInterrupt:
-            interrupted = True
+                        todo = []
+                        for t in targets:
+                            stem = class_stem(t, model.class_names)
+                            if is_finished(folder, stem, settings):
+                                skipped += 1
+                                continue
+                            held = claim(out, folders[m], stem)
+                            if held is None:  # another sweep in this folder is computing it
+                                taken += 1
+                                continue
+                            claims.append(held)
+                            if is_finished(folder, stem, settings):  # finished while we looked
+                                skipped += 1
+                            else:
+                                todo.append(t)
+                        if not todo:
+                            continue
+                        try:
+                            result = Inversion(model, todo, config, seed=seed, device=run_device,
+                                               progress=progress and dist.world_size == 1).run()
+                        except InversionFailed as failure:
+                            failed.append(f"{folders[m]}/{todo}: {failure}")
+                            say(f"failed {folders[m]} {todo}: {failure}")
+                            continue
+                        if result.stop_reason == "interrupted":
+                            interrupted = True
+                            break
+                        writer.submit(_committing(result, folder, batch, dist.rank, out, claims))
+                        claims = []  # the writer releases them once the files are there
+                    finally:
+                        for held in claims:
+                            held.release()
+                    done += len(todo)
+                    if progress:
+                        probs = [] if result.final_probs is None else result.final_probs.tolist()
+                        for lab, p in zip(result.labels, probs):
+                            say(f"{folders[m]}: {lab}  p={p:.3f}")
+            except KeyboardInterrupt:
+                interrupted = True
         if interrupted:
             print(f"piikit: sweep interrupted; finished classes are saved in {out} (run it again to go on)",
                   file=sys.stderr)
@@ -254,6 +269,18 @@ def sweep(
         running.release()
     return SweepSummary(out=out, done=done, skipped=skipped, failed=tuple(failed), interrupted=interrupted,
                         taken=taken)
+
+
+def _committing(result: InversionResult, folder: Path, batch: int, rank: int, out: Path,
+                claims: list[FileLock]) -> Callable[[], None]:
+    """The writer's job for one finished call: its files and manifest lines, then its claims released."""
+    def job() -> None:
+        try:
+            commit(result, folder, batch, rank, out)
+        finally:
+            for held in claims:
+                held.release()
+    return job
 
 
 def _finish(out: Path, folders: Sequence[str], sheets: bool, running: FileLock, tidy: bool) -> None:

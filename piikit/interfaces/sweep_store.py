@@ -10,7 +10,9 @@ import errno
 import json
 import math
 import os
-from collections.abc import Sequence
+import queue
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from piikit.engine.result_files import image_name, read_result, result_name, wri
 
 __all__ = [
     "SETTINGS_FILE", "MANIFEST_FILE", "SHEET_FILE", "LOCK_FILE", "RUNNING_FILE", "CLAIMS_DIR", "FileLock", "folder_lock", "claim", "append_line", "read_manifest", "settings_of",
-    "recorded_settings", "differences", "check_settings", "is_finished", "one_target", "commit", "contact_sheet",
+    "recorded_settings", "recorded_batch", "differences", "check_settings", "BackgroundWriter", "is_finished", "one_target", "commit", "contact_sheet",
     "complete_manifest", "clear_leftovers",
 ]
 
@@ -129,15 +131,30 @@ def read_manifest(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
     return records, bad
 
 
+# Config fields a sweep's folder does not compare: they change only rounding (and a folder
+# made before compile_model existed resumes with it).
+ROUNDING_ONLY = ("micro_batch", "compile_model")
+
+
 def settings_of(config: InversionConfig, seed: int, batch: int) -> dict[str, Any]:
-    """What decides the images: the config (micro_batch only changes rounding), seed, batch."""
-    config_dict = {k: v for k, v in config.to_dict().items() if k != "micro_batch"}
+    """What decides the images: the config (micro_batch and compile_model only change rounding), seed, batch."""
+    config_dict = {k: v for k, v in config.to_dict().items() if k not in ROUNDING_ONLY}
     return json.loads(json.dumps({"config": config_dict, "seed": seed, "batch": batch}))
 
 
 def recorded_settings(meta: dict[str, Any]) -> dict[str, Any]:
-    config_dict = {k: v for k, v in meta.get("config", {}).items() if k != "micro_batch"}
+    config_dict = {k: v for k, v in meta.get("config", {}).items() if k not in ROUNDING_ONLY}
     return {"config": config_dict, "seed": meta.get("seed"), "batch": meta.get("sweep", {}).get("batch")}
+
+
+def recorded_batch(out: Path) -> int | None:
+    """The batch ``out``'s classes were made with (from its settings file), if it has one:
+    ``sweep(batch="auto")`` resumes a folder with it rather than with what fits this device."""
+    try:
+        batch = json.loads((out / SETTINGS_FILE).read_text()).get("settings", {}).get("batch")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return batch if isinstance(batch, int) and batch >= 1 else None
 
 
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -215,6 +232,61 @@ def commit(result: InversionResult, folder: Path, batch: int, rank: int, out: Pa
                 "json": f"{folder.name}/{result_name(f'{stem}.')}", "final_prob": prob, "rank": rank,
                 "pid": os.getpid(), "seconds": round(result.elapsed_s / len(result.targets), 3),
             })
+
+
+class BackgroundWriter:
+    """Runs jobs (a finished class's files and manifest line) one at a time, in the order
+    given, on a thread of its own, so the device goes on with the next classes meanwhile.
+
+    At most ``backlog`` jobs wait (then :meth:`submit` waits: results in memory stay bounded).
+    Every job runs, even after another failed (each releases its own claims); the first
+    error is raised by the next :meth:`submit` and by :meth:`close`. :meth:`close` (or leaving
+    the ``with`` block, also by Ctrl-C or SIGTERM turned into one) waits for every job
+    submitted, so a class computed is a class saved; an error of the block itself is not
+    replaced by a writer's.
+    """
+
+    def __init__(self, backlog: int = 4) -> None:
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=backlog)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="piikit-sweep-writer", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job()
+            except BaseException as error:  # surfaced in the caller's thread
+                self._error = self._error or error
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Queue ``job``; raise an earlier job's error first."""
+        self._raise()
+        self._jobs.put(job)
+
+    def close(self) -> None:
+        """Wait for every job submitted, then raise the first error (if any)."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+        self._raise()
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: Any) -> None:
+        if kind is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception:  # the block's own error is the one to see
+            pass
 
 
 def contact_sheet(folder: str | Path, size: int = 112) -> Path | None:
