@@ -134,12 +134,14 @@ _ABLATION_TITLES = {"top1": "cross-model top-1", "top5": "cross-model top-5", "p
 
 
 def plot_ablations(summary: Mapping[str, Any], conditions: Sequence[str], bases: Sequence[str] = ("pixels", "readable"),
-                   metrics: Sequence[str] = ("top1", "prob", "tv"), labels: Mapping[str, str] | None = None) -> Figure:
+                   metrics: Sequence[str] = ("top1", "prob", "tv"), labels: Mapping[str, str] | None = None,
+                   report: Mapping[str, Any] | None = None) -> Figure:
     """The ablation benchmark's summary (:func:`piikit.summarize_ablations`) as intervals: a
     row of panels per base, one panel per metric; per condition and evaluator a dot at the
     mean with its 95 % interval over classes, the base's interval shaded behind (one band per
-    evaluator), and ``*`` where the paired difference to the base excludes 0. Conditions not
-    run on a base say "not measured yet"."""
+    evaluator), and ``*`` where the paired difference to the base excludes 0. A condition
+    without results says "not measured yet", or, given the results' ``report``
+    (:func:`piikit.ablation_results`), "not run on this base" where the benchmark has no such unit."""
     names = list(conditions)
     labels = dict(labels or {})
     fig = new_figure(figsize=(3.4 * len(metrics) + 1.6, (0.42 * len(names) + 0.9) * len(bases)))
@@ -161,13 +163,16 @@ def plot_ablations(summary: Mapping[str, Any], conditions: Sequence[str], bases:
                 for k, name in enumerate(names):
                     entry = rows.get(name)
                     if entry is None:
+                        planned = (report or {}).get("conditions", {}).get(name, {}).get("bases", [base])
                         if g == 0:
-                            ax.text(0.02, y[k], "not measured yet", va="center", fontsize=7, color="0.5",
+                            ax.text(0.02, y[k], "not measured yet" if base in planned else "not run on this base",
+                                    va="center", fontsize=7, color="0.5",
                                     transform=ax.get_yaxis_transform())
                         continue
                     stats = entry[ev][metric]
                     low, high = stats["ci_classes"]
-                    label = None if k or metric == "tv" else ev.replace("efficientnet_", "")
+                    label = None if metric == "tv" or ax.get_legend_handles_labels()[1].count(
+                        ev.replace("efficientnet_", "")) else ev.replace("efficientnet_", "")
                     ax.errorbar(stats["mean"], y[k] + offset, xerr=[[stats["mean"] - low], [high - stats["mean"]]],
                                 fmt="o", ms=4, color=colour, capsize=2, lw=1, label=label)
                     if stats.get("differs"):
@@ -178,8 +183,9 @@ def plot_ablations(summary: Mapping[str, Any], conditions: Sequence[str], bases:
             ax.set_title(f"{base}: {_ABLATION_TITLES.get(metric, metric)}", fontsize=9)
             if metric in ("top1", "top5", "prob"):
                 ax.set_xlim(-0.02, 1.08)
-                if evaluators:
-                    ax.legend(fontsize=7, loc="lower left")
+    handles, names_ = grid[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, names_, loc="outside lower center", ncols=len(handles), fontsize=8)
     fig.suptitle("mean with 95 % interval over classes; shaded: the base's interval; "
                  "* the paired difference to the base excludes 0", fontsize=9)
     return fig

@@ -244,8 +244,6 @@ _ADVICE = {
 def _takeaway(report: Mapping[str, Any], summary: Mapping[str, Any], base: str, condition: str) -> str:
     where = f"{base}, {_describe(report, condition)}"
     entry = summary.get(base, {}).get(condition)
-    if condition not in report.get("conditions", {}) or base not in report["conditions"][condition].get("bases", [base]):
-        return f"{where}: not part of the benchmark on this base."
     if entry is None:
         return f"{where}: not measured yet."
     evs = report["evaluators"]
@@ -290,7 +288,9 @@ def ablation_takeaways(results: str | os.PathLike[str] | Mapping[str, Any] | Non
     ``better``, ``mixed``, or ``no difference shown`` when no paired top-1 or probability
     interval excludes 0), the top-1 of each evaluator against the base's with the paired
     difference and its 95 % interval, TV, and the work relative to the base; for ``"base"``
-    its own top-1 with intervals. Conditions without results say "not measured yet"."""
+    its own top-1 with intervals. Conditions without results say "not measured yet"; a
+    condition the benchmark does not run on a base is left out for that base."""
     report = ablation_results(results)
     summary = summarize_ablations(report)
-    return [_takeaway(report, summary, base, condition) for base in bases for condition in conditions]
+    return [_takeaway(report, summary, base, condition) for base in bases for condition in conditions
+            if base in report.get("conditions", {}).get(condition, {}).get("bases", [base])]
