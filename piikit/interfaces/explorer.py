@@ -44,7 +44,7 @@ from piikit.models import Classifier, available_models, load_model
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Explorer", "explore", "EXPLORER_PRESET"]
+__all__ = ["Explorer", "explore", "EXPLORER_PRESET", "stages_method"]
 
 
 def _box(widget: type, **kw: Any) -> w.ValueWidget:
