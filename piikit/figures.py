@@ -197,8 +197,10 @@ def plot_ablation_grid(rows: Mapping[str, torch.Tensor | None], classes: Sequenc
     for "not measured yet"), one column per class (``classes``: the column titles)."""
     labels = dict(labels or {})
     n = len(classes)
-    fig = new_figure(figsize=(size * n + 1.2, size * len(rows) + 0.5))
-    grid = fig.subplots(len(rows), n, squeeze=False)
+    # A row not measured yet is one line of text high, not a row of empty frames.
+    heights = [1.0 if images is not None else 0.25 for images in rows.values()]
+    fig = new_figure(figsize=(size * n + 1.2, size * sum(heights) + 0.5))
+    grid = fig.subplots(len(rows), n, squeeze=False, gridspec_kw={"height_ratios": heights})
     for axes, (name, images) in zip(grid, rows.items()):
         for j, ax in enumerate(axes):
             ax.set_xticks([])

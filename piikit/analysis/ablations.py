@@ -162,6 +162,7 @@ def summarize_ablations(results: str | os.PathLike[str] | Mapping[str, Any] | No
                                  apart=bool(own_ci[0] > ref_ci[1] or own_ci[1] < ref_ci[0]), paired_seeds=both)
                 entry.setdefault(ev or "tv", {})[metric] = stats
             out[base][condition] = entry
+    out = {base: rows for base, rows in out.items() if rows}
     _CACHE[key] = out
     return out
 
