@@ -31,11 +31,13 @@ can be stopped and resumed at any time. Each unit's images are saved as one JPEG
 112-px thumbnails (``thumbs/BASE/CONDITION/seedS.jpg``, classes in order), for grids in the
 notebooks (:func:`piikit.widgets.condition_grid`) without optimizing.
 
-Statistics (:func:`summarize`): per base and condition, the mean of each metric over classes
-and seeds, with a 95 % bootstrap interval over classes (seeds averaged within a class) and
-one over seeds (classes averaged within a seed); and the paired difference to its base
-(per class, over the seeds both ran), with a 95 % bootstrap interval over classes. A
-condition *differs* from its base on a metric only when that paired interval excludes 0.
+Statistics live in the package (:mod:`piikit.analysis.ablations`: ``summarize_ablations``,
+``ablation_table``, ``ablation_takeaways``), so notebooks read the results after ``pip install
+piikit``: per base and condition, the mean of each metric over classes and seeds, with a 95 %
+bootstrap interval over classes (seeds averaged within a class) and one over seeds (classes
+averaged within a seed); and the paired difference to its base (per class, over the seeds
+both ran), with a 95 % bootstrap interval over classes. A condition *differs* from its base
+on a metric only when that paired interval excludes 0.
 
 The results live in ``piikit/data/ablations/`` (package data: the notebooks read them after
 ``pip install piikit``, issue 34), ``ablations.json`` plus ``thumbs/``.
@@ -60,13 +62,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import piikit  # noqa: E402
+from piikit.analysis.ablations import ablation_table as format_tables  # noqa: E402 (ablations_gpu imports both from here)
+from piikit.analysis.ablations import summarize_ablations as summarize  # noqa: E402
 from piikit.analysis.evaluate import default_evaluators  # noqa: E402
 from quality import in_batches  # noqa: E402
 
@@ -75,7 +78,6 @@ N_CLASSES = 16
 SEEDS = [0, 1, 2]
 THUMB = 112
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "piikit" / "data" / "ablations"
-METRICS = ("top1", "top5", "prob", "tv")
 
 #: Base name -> (description, preset).
 BASES: dict[str, tuple[str, str]] = {
@@ -169,105 +171,6 @@ def condition_config(base: str, condition: str, size: int = 224) -> piikit.Inver
 def draw_classes(n: int = N_CLASSES, seed: int = DRAW_SEED) -> list[int]:
     """``n`` ImageNet classes drawn at random with a fixed seed, sorted."""
     return sorted(torch.randperm(1000, generator=torch.Generator().manual_seed(seed))[:n].tolist())
-
-
-# ---------------------------------------------------------------------------- statistics
-
-
-def _per_class(unit: dict[str, Any], evaluator: str | None) -> dict[int, dict[str, float]]:
-    """class -> metric for one unit (TV does not depend on the evaluator)."""
-    out = {}
-    for img in unit["images"]:
-        rank = img["rank"][evaluator] if evaluator else 0
-        out[img["target"]] = {"top1": float(rank == 1), "top5": float(rank <= 5),
-                              "prob": img["prob"][evaluator] if evaluator else float("nan"), "tv": img["tv"]}
-    return out
-
-
-def _table(units: list[dict[str, Any]], evaluator: str | None, metric: str) -> tuple[np.ndarray, list[int], list[int]]:
-    """seeds x classes array of one metric over the given units (one unit per seed)."""
-    per = {u["seed"]: _per_class(u, evaluator) for u in units}
-    seeds = sorted(per)
-    classes = sorted(set.intersection(*(set(p) for p in per.values())))
-    return np.array([[per[s][c][metric] for c in classes] for s in seeds]), seeds, classes
-
-
-def bootstrap(values: np.ndarray, axis: int, n: int = 10000, seed: int = 0) -> list[float]:
-    """95 % percentile interval of the mean of ``values`` (seeds x classes), resampling along
-    ``axis`` (1: classes, 0: seeds) and averaging the other axis first."""
-    flat = values.mean(axis=1 - axis)
-    if len(flat) < 2:
-        return [float(flat.mean())] * 2
-    rng = np.random.default_rng(seed)
-    means = flat[rng.integers(0, len(flat), size=(n, len(flat)))].mean(axis=1)
-    return [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))]
-
-
-def summarize(report: dict[str, Any]) -> dict[str, Any]:
-    """``base -> condition -> key -> metric -> stats`` from the finished units; key is an
-    evaluator or ``"tv"``. Stats: ``mean``, ``ci_classes``, ``ci_seeds``, ``n_seeds``, and,
-    against the base on the seeds both ran, ``diff``, ``ci_diff`` and ``differs``."""
-    units = report["units"]
-    out: dict[str, Any] = {}
-    for base in BASES:
-        out[base] = {}
-        for condition in CONDITIONS:
-            mine = [u for k, u in units.items() if k.startswith(f"{base}/{condition}/")]
-            if not mine:
-                continue
-            ref = {u["seed"]: u for k, u in units.items() if k.startswith(f"{base}/base/")}
-            entry: dict[str, Any] = {"seeds": sorted(u["seed"] for u in mine), "work": mine[0]["work"],
-                                     "s_per_class": float(np.mean([u["s_per_class"] for u in mine]))}
-            keys = [(ev, m) for ev in report["evaluators"] for m in ("top1", "top5", "prob")] + [(None, "tv")]
-            for ev, metric in keys:
-                values, seeds, classes = _table(mine, ev, metric)
-                stats = {"mean": float(values.mean()), "ci_classes": bootstrap(values, 1),
-                         "ci_seeds": bootstrap(values, 0), "n_classes": len(classes), "n_seeds": len(seeds)}
-                paired = [ref[s] for s in seeds if s in ref]
-                if condition != "base" and paired:
-                    both = [u for u in mine if u["seed"] in ref]
-                    mine_v, _, cls = _table(both, ev, metric)
-                    ref_v, _, ref_cls = _table(paired, ev, metric)
-                    assert cls == ref_cls, "a condition and its base must cover the same classes"
-                    diff = mine_v - ref_v
-                    ci = bootstrap(diff, 1)
-                    stats.update(diff=float(diff.mean()), ci_diff=ci, differs=bool(ci[0] > 0 or ci[1] < 0),
-                                 paired_seeds=sorted(u["seed"] for u in both))
-                entry.setdefault(ev or "tv", {})[metric] = stats
-            out[base][condition] = entry
-    return out
-
-
-def format_tables(report: dict[str, Any]) -> str:
-    """One table per base: per condition, each metric's mean [95 % interval over classes];
-    under it, the paired difference to the base [its 95 % interval], starred where it differs."""
-    summary = report.get("summary") or summarize(report)
-    evs = report["evaluators"]
-    cols = [(ev, m) for ev in evs for m in ("top1", "top5", "prob")] + [("tv", "tv")]
-    width = 24
-
-    def cell(mean: float, ci: list[float], digits: int, sign: str = "") -> str:
-        return f"{mean:{sign}.{digits}f} [{ci[0]:{sign}.{digits}f},{ci[1]:{sign}.{digits}f}]"
-
-    lines = []
-    for base, rows in summary.items():
-        if not rows:
-            continue
-        lines.append(f"\n{base}: {BASES[base][0]}; {len(report['classes'])} classes (draw seed {report['draw_seed']})")
-        head = "".join(f"{'TV' if m == 'tv' else ev.replace('efficientnet_', '')[:5] + ' ' + m:<{width}}" for ev, m in cols)
-        lines.append(f"{'condition':<30}{'seeds':<7}{'work':>5}  {head}")
-        for condition, entry in rows.items():
-            stats = [(entry[ev][m], 3 if m == "tv" else 2) for ev, m in cols]
-            means = "".join(f"{cell(s['mean'], s['ci_classes'], d):<{width}}" for s, d in stats)
-            seeds = ",".join(map(str, entry["seeds"]))
-            lines.append(f"{condition:<30}{seeds:<7}{entry['work']:>5.0f}  {means}")
-            if "diff" in stats[0][0]:
-                diffs = "".join(f"{cell(s['diff'], s['ci_diff'], d, '+') + ('*' if s['differs'] else ''):<{width}}"
-                                for s, d in stats)
-                lines.append(f"{'  - base (paired)':<30}{','.join(map(str, stats[0][0]['paired_seeds'])):<7}{'':>5}  {diffs}")
-    lines.append("\nmean [95% bootstrap interval over classes]; '- base': the paired per-class difference to the base;"
-                 "\n* its interval excludes 0")
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- files

@@ -53,6 +53,15 @@ _EXPORTS: dict[str, str] = {
     "atlas": "piikit.interfaces.atlas",
     "SanityReport": "piikit.analysis.sanity",
     "SanityThresholds": "piikit.analysis.sanity",
+    # the ablation benchmark's results (shipped in piikit/data/ablations) and their figures
+    "ablation_results": "piikit.analysis.ablations",
+    "ablation_thumbnails": "piikit.analysis.ablations",
+    "ablation_images": "piikit.analysis.ablations",
+    "summarize_ablations": "piikit.analysis.ablations",
+    "ablation_table": "piikit.analysis.ablations",
+    "ablation_takeaways": "piikit.analysis.ablations",
+    "plot_ablations": "piikit.figures",
+    "plot_ablation_grid": "piikit.figures",
     # configs
     "InversionConfig": "piikit.engine.config",
     "PRESETS": "piikit.engine.config",
@@ -134,6 +143,14 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from piikit.analysis.sanity import SanityReport as SanityReport
     from piikit.analysis.sanity import SanityThresholds as SanityThresholds
     from piikit.analysis.sanity import sanity as sanity
+    from piikit.analysis.ablations import ablation_images as ablation_images
+    from piikit.analysis.ablations import ablation_results as ablation_results
+    from piikit.analysis.ablations import ablation_table as ablation_table
+    from piikit.analysis.ablations import ablation_takeaways as ablation_takeaways
+    from piikit.analysis.ablations import ablation_thumbnails as ablation_thumbnails
+    from piikit.analysis.ablations import summarize_ablations as summarize_ablations
+    from piikit.figures import plot_ablation_grid as plot_ablation_grid
+    from piikit.figures import plot_ablations as plot_ablations
     from piikit.interfaces.atlas import atlas as atlas
     from piikit.analysis.evaluate import summarize as summarize
     from piikit.device import available_devices as available_devices

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from piikit.images import figure_png, to_numpy_image
 
-__all__ = ["NotebookFigure", "new_figure", "to_numpy_image", "show_image", "image_grid", "with_alpha", "filmstrip", "plot_history", "plot_ablations", "plot_spectra", "mark_flags"]
+__all__ = ["NotebookFigure", "new_figure", "to_numpy_image", "show_image", "image_grid", "with_alpha", "filmstrip", "plot_history", "plot_ablations", "plot_ablation_grid", "plot_spectra", "mark_flags"]
 
 
 class NotebookFigure(Figure):
@@ -129,39 +129,91 @@ def plot_history(history: Mapping[str, torch.Tensor], labels: Sequence[str] | No
     return fig
 
 
-def plot_ablations(report: Mapping[str, Any], conditions: Sequence[str] | None = None,
-                   metrics: Sequence[str] = ("top1", "prob", "tv")) -> Figure:
-    """Bars with spread from the results file of ``benchmarks/ablations.py``: one panel per
-    metric (``top1``, ``top5``, ``prob`` per evaluator, side by side; ``tv`` once), one bar
-    per condition at the mean over seeds, the error bar spanning the seeds' min to max."""
-    names = [c for c in (conditions or list(report["conditions"])) if c in report["conditions"]]
-    summaries = [report["conditions"][c]["summary"] for c in names]
-    evaluators = [k for k in summaries[0] if k != "s_per_class"] if summaries else []
-    titles = {"top1": "cross-model top-1", "top5": "cross-model top-5", "prob": "target probability",
-              "tv": "TV per pixel (noise)"}
-    fig = new_figure(figsize=(3.6 * len(metrics), 0.45 * len(names) + 1.4))
-    axes = fig.subplots(1, len(metrics), squeeze=False).ravel()
+_ABLATION_TITLES = {"top1": "cross-model top-1", "top5": "cross-model top-5", "prob": "target probability",
+                    "tv": "TV per pixel (noise)"}
+
+
+def plot_ablations(summary: Mapping[str, Any], conditions: Sequence[str], bases: Sequence[str] = ("pixels", "readable"),
+                   metrics: Sequence[str] = ("top1", "prob", "tv"), labels: Mapping[str, str] | None = None,
+                   report: Mapping[str, Any] | None = None) -> Figure:
+    """The ablation benchmark's summary (:func:`piikit.summarize_ablations`) as intervals: a
+    row of panels per base, one panel per metric; per condition and evaluator a dot at the
+    mean with its 95 % interval over classes, the base's interval shaded behind (one band per
+    evaluator), and ``*`` where the paired difference to the base excludes 0. A condition
+    without results says "not measured yet", or, given the results' ``report``
+    (:func:`piikit.ablation_results`), "not run on this base" where the benchmark has no such unit."""
+    names = list(conditions)
+    labels = dict(labels or {})
+    fig = new_figure(figsize=(3.4 * len(metrics) + 1.6, (0.42 * len(names) + 0.9) * len(bases)))
+    grid = fig.subplots(len(bases), len(metrics), squeeze=False)
     y = torch.arange(len(names), dtype=torch.float64).numpy()
-    for ax, metric in zip(axes, metrics):
-        groups = evaluators[:1] if metric == "tv" else evaluators
-        height = 0.8 / len(groups)
-        for g, ev in enumerate(groups):
-            stats = [s[ev][metric] for s in summaries]
-            means = [st["mean"] for st in stats]
-            low = [st["mean"] - min(st["per_seed"]) for st in stats]
-            high = [max(st["per_seed"]) - st["mean"] for st in stats]
-            label = None if metric == "tv" else ev.replace("efficientnet_", "")
-            ax.barh(y + (g - (len(groups) - 1) / 2) * height, means, height=height, xerr=[low, high],
-                    capsize=2, label=label, error_kw={"lw": 0.8})
-        ax.set_yticks(y, names if ax is axes[0] else [""] * len(names))
-        ax.invert_yaxis()
-        ax.set_title(titles.get(metric, metric), fontsize=9)
-        if metric in ("top1", "top5", "prob"):
-            ax.set_xlim(0, 1)
-            ax.legend(fontsize=7, loc="lower right")
-    n = len(report.get("classes", []))
-    fig.suptitle(f"{n} classes × seeds {report.get('seeds')}; bars: mean, error bars: min-max over seeds",
-                 fontsize=9)
+    colours = ["#1f77b4", "#d62728"]
+    for row, base in zip(grid, bases):
+        rows = summary.get(base, {})
+        first = next(iter(rows.values()), {})
+        evaluators = [k for k, v in first.items() if isinstance(v, Mapping) and k != "tv"]
+        for ax, metric in zip(row, metrics):
+            groups = ["tv"] if metric == "tv" else evaluators
+            for g, ev in enumerate(groups):
+                colour = colours[g % len(colours)]
+                offset = (g - (len(groups) - 1) / 2) * 0.22
+                if "base" in rows:
+                    low, high = rows["base"][ev][metric]["ci_classes"]
+                    ax.axvspan(low, high, color=colour, alpha=0.12, lw=0)
+                for k, name in enumerate(names):
+                    entry = rows.get(name)
+                    if entry is None:
+                        planned = (report or {}).get("conditions", {}).get(name, {}).get("bases", [base])
+                        if g == 0:
+                            ax.text(0.02, y[k], "not measured yet" if base in planned else "not run on this base",
+                                    va="center", fontsize=7, color="0.5",
+                                    transform=ax.get_yaxis_transform())
+                        continue
+                    stats = entry[ev][metric]
+                    low, high = stats["ci_classes"]
+                    label = None if metric == "tv" or ax.get_legend_handles_labels()[1].count(
+                        ev.replace("efficientnet_", "")) else ev.replace("efficientnet_", "")
+                    ax.errorbar(stats["mean"], y[k] + offset, xerr=[[stats["mean"] - low], [high - stats["mean"]]],
+                                fmt="o", ms=4, color=colour, capsize=2, lw=1, label=label)
+                    if stats.get("differs"):
+                        ax.annotate("*", (high, y[k] + offset), xytext=(3, -4), textcoords="offset points",
+                                    fontsize=11, color=colour)
+            ax.set_yticks(y, [labels.get(n, n) for n in names] if ax is row[0] else [""] * len(names), fontsize=8)
+            ax.set_ylim(len(names) - 0.5, -0.5)
+            ax.set_title(f"{base}: {_ABLATION_TITLES.get(metric, metric)}", fontsize=9)
+            if metric in ("top1", "top5", "prob"):
+                ax.set_xlim(-0.02, 1.08)
+    handles, names_ = grid[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, names_, loc="outside lower center", ncols=len(handles), fontsize=8)
+    fig.suptitle("mean with 95 % interval over classes; shaded: the base's interval; "
+                 "* the paired difference to the base excludes 0", fontsize=9)
+    return fig
+
+
+def plot_ablation_grid(rows: Mapping[str, torch.Tensor | None], classes: Sequence[str], size: float = 1.05,
+                       labels: Mapping[str, str] | None = None) -> Figure:
+    """Small multiples: one row of images per condition (``rows``: name -> N×3×h×w, or None
+    for "not measured yet"), one column per class (``classes``: the column titles)."""
+    labels = dict(labels or {})
+    n = len(classes)
+    # A row not measured yet is one line of text high, not a row of empty frames.
+    heights = [1.0 if images is not None else 0.25 for images in rows.values()]
+    fig = new_figure(figsize=(size * n + 1.2, size * sum(heights) + 0.5))
+    grid = fig.subplots(len(rows), n, squeeze=False, gridspec_kw={"height_ratios": heights})
+    for axes, (name, images) in zip(grid, rows.items()):
+        for j, ax in enumerate(axes):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if images is not None:
+                show_image(ax, images[j])
+            elif j == 0:
+                ax.text(0, 0.5, "not measured yet", fontsize=8, color="0.5", va="center", transform=ax.transAxes)
+        axes[0].set_ylabel(labels.get(name, name), fontsize=8, rotation=0, ha="right", va="center")
+    for ax, title in zip(grid[0], classes):
+        ax.set_title(title.split(": ", 1)[-1][:14], fontsize=7)
     return fig
 
 

@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["format_table", "ablation_table", "format_spread"]
+__all__ = ["format_table", "format_spread"]
 
 
 def _cell(value: Any, digits: int) -> str:
@@ -66,26 +66,3 @@ def format_spread(values: Sequence[float], digits: int = 3) -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return (f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f} "
             f"(seeds {min(values):.{digits}f}..{max(values):.{digits}f})")
-
-
-def ablation_table(report: Mapping[str, Any], conditions: Sequence[str] | None = None) -> str:
-    """The results file of ``benchmarks/ablations.py`` as a table: one line per condition,
-    per evaluator top-1 / top-5 / target probability, then TV per pixel and seconds per
-    class, each ``mean±spread`` over seeds (spread: max - min)."""
-    rows = []
-    for name in conditions or list(report["conditions"]):
-        if name not in report["conditions"]:
-            continue
-        s = report["conditions"][name]["summary"]
-        evs = [k for k in s if k != "s_per_class"]
-        row: dict[str, Any] = {"condition": name}
-        for ev in evs:
-            short = ev.replace("efficientnet_", "")
-            row[f"{short} top1"] = f"{s[ev]['top1']['mean']:.2f}±{s[ev]['top1']['spread']:.2f}"
-            row[f"{short} top5"] = f"{s[ev]['top5']['mean']:.2f}"
-            row[f"{short} prob"] = f"{s[ev]['prob']['mean']:.2f}±{s[ev]['prob']['spread']:.2f}"
-        tv = s[evs[0]]["tv"]
-        row["TV"] = f"{tv['mean']:.3f}±{tv['spread']:.3f}"
-        row["s/class"] = f"{s['s_per_class']['mean']:.1f}"
-        rows.append(row)
-    return format_table(rows)

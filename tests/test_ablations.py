@@ -1,8 +1,10 @@
-"""The ablation benchmark (``benchmarks/ablations.py``, ``benchmarks/ablations_gpu.py``) and
-the widget that shows its saved images (:func:`piikit.widgets.condition_grid`).
+"""The ablation benchmark (``benchmarks/ablations.py``, ``benchmarks/ablations_gpu.py``), the
+package's reading of its results (:mod:`piikit.analysis.ablations`, the figures) and the widget
+that shows its saved images (:func:`piikit.widgets.condition_grid`).
 
 The statistics and the widget use a small results folder in the benchmark's own format
-(written by its own functions); the GPU script runs for real on the CPU at a tiny budget."""
+(written by its own functions), and the results shipped with piikit, whatever units they hold;
+the GPU script runs for real on the CPU at a tiny budget."""
 
 from __future__ import annotations
 
@@ -20,19 +22,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import ablations  # noqa: E402
 import ablations_gpu  # noqa: E402
-from piikit.interfaces.widgets import ablation_thumbnails, condition_grid  # noqa: E402
+from piikit.analysis.ablations import (ablation_table, ablation_takeaways, ablation_thumbnails,  # noqa: E402
+                                      bootstrap_interval, summarize_ablations)
+from piikit.interfaces.widgets import condition_grid  # noqa: E402
 
 EVALUATORS = ["efficientnet_lite1", "efficientnet_lite2"]
 
 
 def _unit(base: str, condition: str, seed: int, classes: list[int], ranks: list[int], images: torch.Tensor,
-          folder: Path) -> dict:
+          folder: Path, probs: list[float] | None = None) -> dict:
     thumb = Path("thumbs") / base / condition / f"seed{seed}.jpg"
     (folder / thumb).parent.mkdir(parents=True, exist_ok=True)
     ablations.write_atomic(folder / thumb, ablations.thumbnail_strip(images))
     return {"base": base, "condition": condition, "seed": seed, "work": 1.0, "s_per_class": 1.0,
             "thumbs": thumb.as_posix(),
-            "images": [{"target": c, "tv": 0.1 + 0.01 * i, "prob": {e: 1.0 / r for e in EVALUATORS},
+            "images": [{"target": c, "tv": 0.1 + 0.01 * i,
+                        "prob": {e: probs[i] if probs else 1.0 / r for e in EVALUATORS},
                         "rank": {e: r for e in EVALUATORS}} for i, (c, r) in enumerate(zip(classes, ranks))]}
 
 
@@ -53,7 +58,7 @@ def results(tmp_path: Path) -> Path:
             images = torch.full((6, 3, 40, 40), colours[condition] + 0.1 * seed)
             report["units"][f"pixels/{condition}/{seed}"] = _unit("pixels", condition, seed, classes, ranks, images,
                                                                   tmp_path)
-    report["summary"] = ablations.summarize(report)
+    report["summary"] = summarize_ablations(report)
     (tmp_path / "ablations.json").write_text(json.dumps(report))
     return tmp_path
 
@@ -66,15 +71,75 @@ def test_summary_marks_only_a_real_difference(results: Path) -> None:
     top1 = worse["efficientnet_lite2"]["top1"]
     assert top1["diff"] == -1.0 and top1["differs"] and top1["paired_seeds"] == [0]
     assert worse["seeds"] == [0] and top1["n_classes"] == 6
-    assert "no_colorshift" in ablations.format_tables({**json.loads((results / "ablations.json").read_text())})
+    table = ablation_table(results, "pixels", ["base", "no_colorshift", "ensemble_1"])
+    assert "-1.00 [-1.00,-1.00]*" in table and "ensemble_1                    not measured yet" in table
+
+
+def _flip_report(tmp_path: Path, losses: int, loser: str = "no_jitter") -> dict:
+    """Base and "no_jitter" on 16 classes x 3 seeds; ``loser`` (one of the two) loses top-1
+    (rank 1 -> 9) and probability (0.9 -> 0.1) on the first ``losses`` classes of every seed."""
+    classes = list(range(16))
+    report = {"evaluators": EVALUATORS, "classes": classes, "bases": {"pixels": {"description": "px"}},
+              "conditions": {c: {"description": d, "bases": list(b)} for c, (d, _, b) in ablations.CONDITIONS.items()},
+              "units": {}}
+    images = torch.zeros(16, 3, 8, 8)
+    for seed in range(3):
+        for condition in ("base", "no_jitter"):
+            lost = losses if condition == loser else 0
+            report["units"][f"pixels/{condition}/{seed}"] = _unit(
+                "pixels", condition, seed, classes, [9] * lost + [1] * (16 - lost), images, tmp_path,
+                [0.1] * lost + [0.9] * (16 - lost))
+    return report
+
+
+def test_verdict_flips_between_one_lost_class_and_five(tmp_path: Path) -> None:
+    one, five = _flip_report(tmp_path, 1), _flip_report(tmp_path, 5)
+    top1_one = summarize_ablations(one)["pixels"]["no_jitter"]["efficientnet_lite1"]["top1"]
+    top1_five = summarize_ablations(five)["pixels"]["no_jitter"]["efficientnet_lite1"]["top1"]
+    assert top1_one["diff"] == -1 / 16 and not top1_one["differs"] and not top1_one["apart"]
+    assert top1_five["diff"] == -5 / 16 and top1_five["differs"] and top1_five["ci_diff"][1] < 0
+    assert top1_five["n_seeds"] == 3 and top1_five["paired_seeds"] == [0, 1, 2]
+    said_one = ablation_takeaways(one, ["no_jitter", "ensemble_1"], bases=["pixels"])
+    said_five = ablation_takeaways(five, ["no_jitter"], bases=["pixels"])[0]
+    assert "no difference shown" in said_one[0] and "not shown to matter" in said_one[0]
+    assert said_one[1] == "pixels, ensemble of 1: not measured yet."
+    assert "less often than the base's" in said_five and "keep the base's setting" in said_five
+    assert "Lite1 top-1 0.69 against 1.00 (paired -0.31 [" in said_five
+    better = _flip_report(tmp_path, 5, loser="base")
+    assert "more often than the base's" in ablation_takeaways(better, ["no_jitter"], bases=["pixels"])[0]
+
+
+def test_the_shipped_results_read_whatever_units_they_hold() -> None:
+    report = piikit.ablation_results()
+    summary = piikit.summarize_ablations(report)
+    done = {tuple(k.split("/")[:2]) for k in report["units"]}
+    assert ("pixels", "base") in done and ("readable", "base") in done
+    assert {(b, c) for b, rows in summary.items() for c in rows} == done
+    for (base, condition) in done:
+        stats = summary[base][condition]["efficientnet_lite1"]["top1"]
+        assert stats["n_classes"] == 16 and stats["ci_classes"][0] <= stats["mean"] <= stats["ci_classes"][1]
+        assert ("diff" in stats) == (condition != "base")
+    lines = piikit.ablation_takeaways(report, list(report["conditions"]))
+    assert len(lines) == sum(len(c["bases"]) for c in report["conditions"].values())
+    assert all(line.startswith(("pixels, ", "readable, ")) for line in lines)
+    unmeasured = [c for c in report["conditions"] if ("pixels", c) not in done and "pixels" in report["conditions"][c]["bases"]]
+    assert all(f"pixels, {report['conditions'][c]['description']}: not measured yet." in lines for c in unmeasured)
+    table = piikit.ablation_table(report, "readable")
+    assert "readable" in table and "base " in table
+    images = piikit.ablation_images(report, "pixels", ["base", "no_such_unit"])
+    assert images["base"].shape == (16, 3, ablations.THUMB, ablations.THUMB) and images["no_such_unit"] is None
+    fig = piikit.plot_ablation_grid(images, report["labels"])
+    assert len(fig.axes) == 2 * 16
+    bars = piikit.plot_ablations(summary, ["base", "no_colorshift", "ensemble_8"])
+    assert len(bars.axes) == 2 * 3 and any("not measured yet" in t.get_text() for t in bars.axes[0].texts)
 
 
 def test_bootstrap_interval_brackets_the_mean_and_resamples_the_chosen_axis() -> None:
     values = torch.tensor([[0.0, 1.0, 0.0, 1.0], [0.0, 1.0, 1.0, 1.0]]).numpy()  # seeds x classes
-    low, high = ablations.bootstrap(values, axis=1)
+    low, high = bootstrap_interval(values, axis=1)
     assert low < values.mean() < high and 0 <= low and high <= 1
     constant_over_seeds = torch.tensor([[0.0, 1.0], [0.0, 1.0]]).numpy()
-    assert ablations.bootstrap(constant_over_seeds, axis=0) == [0.5, 0.5]
+    assert bootstrap_interval(constant_over_seeds, axis=0) == [0.5, 0.5]
 
 
 def test_plan_puts_the_main_claims_first_and_lists_every_unit_once() -> None:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 import piikit
-from piikit.interfaces.explorer import EXPLORER_PRESET, KNOB_GROUPS, Explorer
+from piikit.interfaces.explorer import EXPLORER_PRESET, KNOB_GROUPS, Explorer, stages_method
 from piikit.interfaces.widgets import image_png, result_grid, result_slider
 
 TIMEOUT = 120  # seconds a worker may take before a test gives up on it
@@ -160,8 +160,14 @@ def test_run_updates_image_stages_curve_and_history(make, tiny_cnn: nn.Module) -
     assert explorer.image.value == image_png(explorer.result.images[0])
     assert len(explorer.thumbnails.children) == explorer.config().stages
     assert bytes(explorer.curve.value).startswith(b"\x89PNG")
-    assert "done" in explorer.status.value
+    assert "done" in explorer.status.value and "PII · stage" in explorer.status.value  # preview: pixels, no prior
     assert not explorer.run_button.disabled and explorer.stop_button.disabled and not explorer.save_button.disabled
+
+
+def test_the_status_line_calls_a_run_pii_only_where_it_is() -> None:
+    assert stages_method(piikit.make_config("fast")) == "PII"
+    assert stages_method(piikit.make_config("glance")) == "PII's stages on a fourier image + TV 0.1 prior"
+    assert stages_method(piikit.make_config("fast", tv_weight=0.3, l2_weight=1e-4)).endswith("TV 0.3 + L2 0.0001 prior")
 
 
 def test_stop_ends_the_run_within_a_step_or_two(make, tiny_cnn: nn.Module) -> None:

@@ -1,1 +1,1 @@
-"""Analysis of inversions: summaries and tables of scores, Captum attributions, attribution agreement, spectra."""
+"""Analysis of inversions: summaries and tables of scores, Captum attributions, attribution agreement, spectra, the ablation benchmark's results."""

@@ -7,7 +7,8 @@
 Both show items already computed (an :class:`~piikit.InversionResult`, a matplotlib
 ``Figure``, an image tensor or PNG bytes) as PNGs in an ``ipywidgets.Image``; each is drawn
 once, when first shown, and kept. :func:`condition_grid` shows the ablation benchmark's saved
-thumbnails (``benchmarks/ablations.py``, shipped in ``piikit/data/ablations``): a grid of
+thumbnails (``benchmarks/ablations.py``, shipped in ``piikit/data/ablations``, read by
+:mod:`piikit.analysis.ablations`): a grid of
 classes per condition, switched without optimizing. The interactive explorer is :mod:`piikit.interfaces.explorer`.
 Imported lazily (``piikit.widgets``), so ``import piikit`` never needs ipywidgets.
 """
@@ -15,16 +16,14 @@ Imported lazily (``piikit.widgets``), so ``import piikit`` never needs ipywidget
 from __future__ import annotations
 
 import io
-import json
 import os
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 import torch
 
+from piikit.analysis.ablations import ablation_results, ablation_thumbnails, summarize_ablations
 from piikit.engine.result import InversionResult
 from piikit.images import figure_png, image_png
 from piikit.labels import label
@@ -138,42 +137,6 @@ def _control(kind: str, values: Sequence[Any], description: str) -> w.ValueWidge
 # ---------------------------------------------------------------- the ablation benchmark's images
 
 
-def ablation_results(results: str | os.PathLike | Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The ablation benchmark's results (``benchmarks/ablations.py``): a folder holding
-    ``ablations.json`` and its ``thumbs/``, the JSON file itself, or None for the results
-    shipped with piikit (``piikit/data/ablations``). The dict gets ``"folder"`` (where the
-    thumbnails are) added."""
-    if isinstance(results, Mapping):
-        return dict(results)
-    if results is None:
-        path = Path(str(resources.files("piikit") / "data" / "ablations"))
-    else:
-        path = Path(results)
-    if path.is_dir():
-        path = path / "ablations.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no ablation results at {path}: run benchmarks/ablations.py, or pass its --out folder")
-    return {**json.loads(path.read_text()), "folder": str(path.parent)}
-
-
-def ablation_thumbnails(results: str | os.PathLike | Mapping[str, Any] | None, base: str, condition: str,
-                        seed: int) -> torch.Tensor:
-    """One unit's saved images as an N×C×h×w float tensor in [0, 1], in the order of the
-    results' ``classes`` (for :func:`piikit.viz.image_grid` or a figure of your own)."""
-    import numpy as np
-    from PIL import Image
-
-    report = ablation_results(results)
-    unit = report["units"].get(f"{base}/{condition}/{seed}")
-    if unit is None:
-        done = sorted({k.rsplit("/", 1)[0] for k in report["units"]})
-        raise KeyError(f"no unit {base}/{condition}/{seed} in the results; finished: {', '.join(done)}")
-    with Image.open(Path(report["folder"]) / unit["thumbs"]) as strip:
-        pixels = torch.from_numpy(np.asarray(strip.convert("RGB")).copy()).permute(2, 0, 1).float() / 255
-    n = len(unit["images"])
-    return torch.stack(pixels.chunk(n, dim=-1))
-
-
 def _grid_jpeg(tiles: torch.Tensor, titles: Sequence[str], ncols: int) -> bytes:
     """The tiles in rows of ``ncols``, each with its title underneath, as JPEG bytes (PIL
     only: a few milliseconds, so switching conditions is instant)."""
@@ -196,7 +159,7 @@ def _grid_jpeg(tiles: torch.Tensor, titles: Sequence[str], ncols: int) -> bytes:
 
 
 def _stats_html(report: Mapping[str, Any], base: str, condition: str) -> str:
-    entry = report.get("summary", {}).get(base, {}).get(condition)
+    entry = summarize_ablations(report).get(base, {}).get(condition)
     if entry is None:
         return ""
     parts = []
