@@ -130,6 +130,21 @@ def test_the_command_builds_it_and_bad_folders_fail_in_one_line(runs, capsys, tm
     assert len(err) == 3 and all(line.startswith("piikit: error:") for line in err)
 
 
+def test_the_command_passes_the_sanity_options(runs, monkeypatch, tmp_path):
+    out, _ = runs
+    seen: list[object] = []
+
+    def fake(*args, sanity=False, **kwargs):
+        seen.append(sanity)
+        return tmp_path / "index.html"
+
+    monkeypatch.setattr("piikit.interfaces.atlas.atlas", fake)
+    assert main(["atlas", str(out), "--quiet"]) == 0
+    assert main(["atlas", str(out), "--sanity", "--quiet"]) == 0
+    assert main(["atlas", str(out), "--sanity", "--sanity-seeds", "3", "--sanity-cascade", "0,0.5", "--quiet"]) == 0
+    assert seen == [False, True, {"seeds": 3, "cascade": (0.0, 0.5)}]
+
+
 def test_it_can_run_the_sweep_it_needs(tmp_path, tiny_cnn):
     model = piikit.load_model(tiny_cnn)
     with pytest.raises(ValueError, match="model"):
