@@ -280,7 +280,7 @@ def to_sweep_folder(args: argparse.Namespace, folder: Path) -> None:
     """The calibration's inversions as a sweep folder (one PNG + result.json per class, the
     sanity rows inside), to browse with ``piikit atlas FOLDER``."""
     from piikit.images import image_png
-    from piikit.interfaces.sweep_store import class_stem
+    from piikit.engine.result_files import class_stem
 
     rows = merged([json.loads(line) for line in Path(f"{args.out}.jsonl").read_text().splitlines()])
     names = {"lite0": "efficientnet_lite0", "random": "efficientnet_lite0 (random init)"}
