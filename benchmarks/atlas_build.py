@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 import piikit
-from piikit.interfaces.sweep_store import class_stem
+from piikit.engine.result_files import class_stem
 from piikit.labels import imagenet_classes, label
 
 OUT = Path(__file__).resolve().parent / "results" / "atlas_build.json"

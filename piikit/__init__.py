@@ -75,6 +75,7 @@ _EXPORTS: dict[str, str] = {
     "SettingsComparison": "piikit.interfaces.comparison",
     "SweepSummary": "piikit.interfaces.runner",
     "Classifier": "piikit.models.classifier",
+    "randomized_copy": "piikit.analysis.sanity",  # a model that learned nothing: the baseline sanity() compares to
     # objectives and loss terms (``invert(objective=..., terms=...)``)
     "Objective": "piikit.engine.objectives",
     "ClassObjective": "piikit.engine.objectives",
@@ -178,6 +179,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from piikit.labels import resolve_class as resolve_class
     from piikit.labels import search_classes as search_classes
     from piikit.models.classifier import Classifier as Classifier
+    from piikit.analysis.sanity import randomized_copy as randomized_copy
     from piikit.models.loading import available_models as available_models
     from piikit.models.loading import load_model as load_model
     from piikit.engine.deepinversion import DEEPINVERSION_PRESETS as DEEPINVERSION_PRESETS

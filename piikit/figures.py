@@ -240,6 +240,8 @@ def mark_flags(fig: Figure, report: Any) -> Figure:
     (a :class:`~piikit.analysis.sanity.SanityReport`, from a layer above this one, hence
     untyped), red, or "sanity ok", green: what ``result.show()`` adds once checks ran."""
     for ax, row in zip(fig.axes, report.rows):
-        text = "flags: " + ", ".join(row.flags) if row.flags else "sanity ok"
+        # Two flags a line: three side by side run into the next image's caption.
+        lines = [", ".join(row.flags[i : i + 2]) for i in range(0, len(row.flags), 2)]
+        text = "flags: " + ",\n".join(lines) if row.flags else "sanity ok"
         ax.set_xlabel(text, fontsize=8, color="#b00020" if row.flags else "#1b7837")
     return fig

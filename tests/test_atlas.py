@@ -4,6 +4,7 @@ site's data and files here; search, sort and a class page in headless Chromium a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -68,6 +69,39 @@ def test_a_rebuild_reuses_the_analysis_and_redoes_a_changed_image(runs):
     assert all(after[k] == v for k, v in cache.items() if k != key)
 
 
+def test_it_runs_the_sanity_checks_once_and_the_page_gets_them(runs, tiny_vit, tmp_path, monkeypatch):
+    out, model = runs
+    judge = piikit.load_model(tiny_vit)
+    judge.name = "tiny_vit"
+    site = tmp_path / "site"
+    piikit.atlas(out, site, model=model, evaluators=[judge], analyze=False, sanity=True, progress=False)
+    entries = _data(site)["entries"]
+    assert len(entries) == 6
+    for e in entries:
+        s = e["sanity"]
+        assert 0 <= s["randomized"] <= 1 + 1e-6 and s["transfer_rank"] >= 1 and s["naturalness"] > 0
+        assert s["seed_similarity"] is None and s["cascade"] == {}  # True: the core checks only
+        assert s["thresholds"] == dataclasses.asdict(piikit.SanityThresholds()) and isinstance(s["flags"], list)
+    cached = json.loads((site / "analysis.json").read_text())
+    assert all("sanity" in v for v in cached.values())
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the checks ran again")
+
+    monkeypatch.setattr("piikit.analysis.sanity.sanity", refuse)
+    piikit.atlas(out, site, model=model, evaluators=[judge], analyze=False, sanity=True, progress=False)
+    assert [e["sanity"] for e in _data(site)["entries"]] == [e["sanity"] for e in entries]
+
+
+def test_the_sanity_options_reach_the_checks(runs, tmp_path):
+    out, model = runs
+    piikit.atlas(out, tmp_path / "site", model=model, evaluators=[], analyze=False, progress=False,
+                 sanity={"seeds": 1, "randomize": False})
+    s = _data(tmp_path / "site")["entries"][0]["sanity"]
+    # No evaluators: only naturalness (the tiny CNN has BatchNorm) is measured.
+    assert s["randomized"] is None and s["transfer_rank"] is None and s["naturalness"] > 0
+
+
 def test_one_channel_models_and_their_class_names(tmp_path):
     names = [f"digit {i}" for i in range(10)]
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
@@ -96,6 +130,21 @@ def test_the_command_builds_it_and_bad_folders_fail_in_one_line(runs, capsys, tm
     assert len(err) == 3 and all(line.startswith("piikit: error:") for line in err)
 
 
+def test_the_command_passes_the_sanity_options(runs, monkeypatch, tmp_path):
+    out, _ = runs
+    seen: list[object] = []
+
+    def fake(*args, sanity=False, **kwargs):
+        seen.append(sanity)
+        return tmp_path / "index.html"
+
+    monkeypatch.setattr("piikit.interfaces.atlas.atlas", fake)
+    assert main(["atlas", str(out), "--quiet"]) == 0
+    assert main(["atlas", str(out), "--sanity", "--quiet"]) == 0
+    assert main(["atlas", str(out), "--sanity", "--sanity-seeds", "3", "--sanity-cascade", "0,0.5", "--quiet"]) == 0
+    assert seen == [False, True, {"seeds": 3, "cascade": (0.0, 0.5)}]
+
+
 def test_it_can_run_the_sweep_it_needs(tmp_path, tiny_cnn):
     model = piikit.load_model(tiny_cnn)
     with pytest.raises(ValueError, match="model"):
@@ -117,7 +166,8 @@ def test_search_sort_and_a_class_page_in_chromium(runs, tmp_path):
     meta = json.loads(meta_path.read_text())
     meta["sanity"] = {"rows": [{"target": 3, "randomized": 0.9, "randomized_ssim": 0.1, "cascade": {"top 1": 0.8},
                                 "seed_similarity": 0.5, "seed_ssim": 0.0, "transfer_prob": 0.0, "transfer_rank": 400,
-                                "naturalness": 2.0, "flags": ["randomization", "transfer"]}], "seeds": [0, 1, 2]}
+                                "naturalness": 2.0, "flags": ["randomization", "transfer"]}], "seeds": [0, 1, 2],
+                      "thresholds": dataclasses.asdict(piikit.SanityThresholds())}
     meta_path.write_text(json.dumps(meta))
     index = piikit.atlas(out, model=model, evaluators=[], progress=False)
     errors: list[str] = []
@@ -147,6 +197,7 @@ def test_search_sort_and_a_class_page_in_chromium(runs, tmp_path):
             assert page.locator("#class-title").inner_text().startswith("3: tiger shark")
             assert page.locator("#top5 tr").count() == 6  # header + 5
             assert page.locator("#sanity-flags").inner_text() == "randomization, transfer"
+            assert "\u2265 0.75" in page.locator("#sanity").inner_text()  # each flag's threshold beside its value
             assert page.locator("#full").evaluate("img => img.naturalWidth") == 32  # the full-size PNG loaded
             assert page.locator("#cam").evaluate("img => img.naturalWidth") == 32
             page.screenshot(path=str(tmp_path / "atlas-class.png"), full_page=True)

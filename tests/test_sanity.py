@@ -106,7 +106,7 @@ def test_the_report_measures_two_runs_and_is_shown_and_saved(cnn, vit, tmp_path)
     assert torch.allclose(feature_similarity([vit], result.images, again.images),
                           torch.tensor([r.randomized for r in report.rows]), atol=1e-4)
     fig = result.show()
-    assert [ax.get_xlabel() for ax in fig.axes[:2]] == [f"flags: {', '.join(r.flags)}" for r in report.rows]
+    assert [ax.get_xlabel().replace(",\n", ", ") for ax in fig.axes[:2]] == [f"flags: {', '.join(r.flags)}" for r in report.rows]
     result.save(tmp_path)
     saved = json.loads((tmp_path / "result.json").read_text())["sanity"]
     assert saved["rows"][0]["flags"] == list(report.rows[0].flags) and saved["seeds"] == [0, 1]

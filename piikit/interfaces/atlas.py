@@ -20,12 +20,13 @@ size and time, so a rebuild after a sweep grew computes only the new classes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,8 @@ def _model_folders(runs: Path) -> list[Path]:
     return sorted(p for p in runs.iterdir() if p.is_dir() and any(p.glob("*.result.json")))
 
 
-def _records(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
+def _records(folder: Path) -> list[tuple[Path, dict[str, Any], Path]]:
+    """(PNG, its result's JSON, the JSON's path) per class of a model's folder."""
     out = []
     for meta_path in sorted(folder.glob("*.result.json")):
         try:
@@ -59,7 +61,7 @@ def _records(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
         except (json.JSONDecodeError, UnicodeDecodeError):
             continue  # a torn or foreign file: the sweep redoes it
         if meta.get("targets") and meta.get("files") and (folder / meta["files"][0]).is_file():
-            out.append((folder / meta["files"][0], meta))
+            out.append((folder / meta["files"][0], meta, meta_path))
     return out
 
 
@@ -123,8 +125,8 @@ def _analyze(model: Classifier, evaluators: Sequence[Classifier], items: list[di
     return out
 
 
-def _sanity_of(meta: dict[str, Any], target: int) -> dict[str, Any] | None:
-    report = meta.get("sanity")
+def _sanity_of(report: dict[str, Any] | None, target: int) -> dict[str, Any] | None:
+    """A class's row of a saved :class:`~piikit.SanityReport` (``to_dict()``), for the page."""
     if not report:
         return None
     for row in report.get("rows", []):
@@ -132,8 +134,34 @@ def _sanity_of(meta: dict[str, Any], target: int) -> dict[str, Any] | None:
             keep = ("randomized", "randomized_ssim", "seed_similarity", "seed_ssim", "transfer_prob", "transfer_rank",
                     "naturalness")
             return {**{k: row.get(k) for k in keep}, "cascade": row.get("cascade", {}), "flags": row.get("flags", []),
-                    "seeds": report.get("seeds")}
+                    "seeds": report.get("seeds"), "thresholds": report.get("thresholds")}
     return None
+
+
+def _check(model: Classifier, evaluators: Sequence[Classifier], meta_paths: list[Path],
+           options: Mapping[str, Any], device: torch.device, batch: int = 8) -> list[dict[str, Any]]:
+    """:func:`piikit.sanity` on saved class results, ``batch`` classes of one setting and seed
+    per call; per result, its report (``to_dict()``, the one row)."""
+    from piikit.analysis.sanity import sanity
+    from piikit.engine.result import InversionResult
+
+    results = [InversionResult.load(p) for p in meta_paths]
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(results):
+        groups.setdefault(json.dumps([r.config.to_dict(), r.seed], sort_keys=True, default=str), []).append(i)
+    out: list[dict[str, Any]] = [{} for _ in results]
+    for members in groups.values():
+        for start in range(0, len(members), batch):
+            chunk = members[start : start + batch]
+            first = results[chunk[0]]
+            joined = dataclasses.replace(first, images=torch.cat([results[i].images for i in chunk]),
+                                         targets=[t for i in chunk for t in results[i].targets], final_probs=None,
+                                         scores=None, extra={})
+            report = sanity(model, joined, list(evaluators), device=device, **options).to_dict()
+            for i in chunk:
+                rows = [row for row in report["rows"] if row["target"] in results[i].targets]
+                out[i] = {**report, "rows": rows}
+    return out
 
 
 def atlas(
@@ -144,6 +172,7 @@ def atlas(
     evaluators: Sequence[str | Classifier | nn.Module] | None = None,
     analyze: bool = True,
     gradcam: bool = True,
+    sanity: bool | Mapping[str, Any] = False,
     classes: int | str | Sequence[int | str] | None = None,
     preset: str = "preview",
     thumb_size: int = 112,
@@ -164,6 +193,13 @@ def atlas(
         analyze: compute the top-5, scores and Grad-CAM (False: images and recorded
             numbers only, in seconds for a thousand classes).
         gradcam: include the Grad-CAM overlay.
+        sanity: run :func:`piikit.sanity` on the classes whose results carry none. True:
+            the core checks (one seed, all-layer randomization, transfer, naturalness),
+            which cost one more inversion per class at the sweep's setting and seed (plus
+            the evaluators' forward passes); a dict: :func:`piikit.sanity`'s keyword
+            arguments, e.g. ``{"seeds": 3, "cascade": (0, 0.5)}`` (``seeds - 1`` + 1 +
+            ``len(cascade)`` inversions per class). Kept in ``analysis.json`` like the
+            rest of the analysis: a rebuild reuses it, a redone image forgets it.
         classes: run :func:`piikit.sweep` first for these classes of ``model`` (a name or
             a loaded model), at ``preset``, into ``runs`` (it resumes as a sweep does).
         preset: the sweep's preset when ``classes`` is given (``overrides`` change its fields).
@@ -204,23 +240,27 @@ def atlas(
         if not records:
             continue
         name = records[0][1].get("model", folder.name)
-        keys = [f"{folder.name}/{png.name}" for png, _ in records]
-        stamps = [f"{png.stat().st_size}:{png.stat().st_mtime_ns}" for png, _ in records]
+        keys = [f"{folder.name}/{png.name}" for png, _, _ in records]
+        stamps = [f"{png.stat().st_size}:{png.stat().st_mtime_ns}" for png, _, _ in records]
         for key, stamp in zip(keys, stamps):
             if cache.get(key, {}).get("stamp") != stamp:
                 cache[key] = {"stamp": stamp}  # a new or redone image: forget what was computed
-        todo = [i for i, key in enumerate(keys) if "top5" not in cache[key]]
+        todo = [i for i, key in enumerate(keys) if "top5" not in cache[key]] if analyze else []
+        unchecked = [i for i, key in enumerate(keys) if not records[i][1].get("sanity")
+                     and "sanity" not in cache[key]] if sanity else []
         clf = None
-        if analyze and todo:
+        if todo or unchecked:
             given = loaded if loaded is not None else model if isinstance(model, str) else None
             mine = len(folders) == 1 or getattr(given, "name", given) == name  # a multi-model sweep: by name
             clf = _analysis_model(name, given if mine else None)
             if clf is None and progress:
-                print(f"piikit atlas: {name}: no top-5 or Grad-CAM (pass model=... to load it)", file=sys.stderr)
+                print(f"piikit atlas: {name}: no top-5, Grad-CAM or sanity checks (pass model=... to load it)",
+                      file=sys.stderr)
         if clf is not None:
             specs = evaluators if evaluators is not None else (default_evaluators(name) if name in OFFLINE_MODELS
                                                                else [])
             judges = [as_evaluator(e) for e in specs]
+        if clf is not None and todo:
             items = [records[i][1]["targets"][0] for i in todo]
             # read_png gives RGB; a grey PNG has three equal channels, so one of them is the image.
             images = [read_png(records[i][0])[: clf.in_chans] for i in todo]
@@ -234,9 +274,17 @@ def atlas(
                 cache[keys[i]].update(rec)
             if progress:
                 print(f"piikit atlas: {name}: analysed {len(todo)} class(es)", file=sys.stderr)
+        if clf is not None and unchecked:
+            options = sanity if isinstance(sanity, Mapping) else {"seeds": 1, "cascade": ()}
+            reports = _check(clf, judges, [records[i][2] for i in unchecked], options, dev)
+            for i, report in zip(unchecked, reports):
+                cache[keys[i]]["sanity"] = report
+            write_atomic(cache_path, json.dumps(cache).encode())  # the costliest part: keep it at once
+            if progress:
+                print(f"piikit atlas: {name}: sanity checks on {len(unchecked)} class(es)", file=sys.stderr)
         thumbs = site / "thumbs" / folder.name
         thumbs.mkdir(parents=True, exist_ok=True)
-        for (png, meta), key in zip(records, keys):
+        for (png, meta, _), key in zip(records, keys):
             target = meta["targets"][0]
             extra = cache[key]
             thumb = thumbs / png.name
@@ -256,7 +304,7 @@ def atlas(
                 "preset": (meta.get("config") or {}).get("preset"),
                 "prob": (meta.get("final_probs") or [None])[0], "tv": extra["tv"],
                 "seconds": meta.get("elapsed_s"), "scores": scores, "top5": extra.get("top5", []),
-                "sanity": _sanity_of(meta, target["index"]),
+                "sanity": _sanity_of(meta.get("sanity") or extra.get("sanity"), target["index"]),
             })
     write_atomic(cache_path, json.dumps(cache).encode())
     data = {"entries": entries, "evaluators": evaluator_names, "models": list(dict.fromkeys(e["model"] for e in entries)),

@@ -316,8 +316,12 @@ def _cmd_atlas(args: argparse.Namespace) -> int:
     classes = parse_classes(args.classes) if args.classes else None
     if classes is not None and not args.model:
         raise ValueError("--classes runs a sweep first: give --model too")
+    checks: bool | dict[str, object] = args.sanity
+    if args.sanity and (args.sanity_seeds != 1 or args.sanity_cascade):
+        checks = {"seeds": args.sanity_seeds,
+                  "cascade": tuple(float(v) for v in args.sanity_cascade.split(",") if v.strip())}
     index = atlas(args.runs, args.out, model=args.model, evaluators=args.evaluators, analyze=not args.no_analysis,
-                  classes=classes, preset=args.preset, device=args.device, progress=not args.quiet)
+                  sanity=checks, classes=classes, preset=args.preset, device=args.device, progress=not args.quiet)
     print(f"open {index.resolve().as_uri()}")
     return 0
 
@@ -385,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     atl.add_argument("--classes", help="run a sweep of these classes first (needs --model), e.g. 0-999")
     atl.add_argument("--preset", default="preview", help="the sweep's preset with --classes")
     atl.add_argument("--no-analysis", action="store_true", help="no top-5, scores or Grad-CAM (fast)")
+    atl.add_argument("--sanity", action="store_true",
+                     help="run piikit.sanity on classes that have no checks yet: one more inversion per class at "
+                     "the sweep's setting (all-layer randomization), plus transfer and naturalness")
+    atl.add_argument("--sanity-seeds", type=int, default=1, metavar="N",
+                     help="with --sanity: N seeds for seed stability (N - 1 more inversions per class)")
+    atl.add_argument("--sanity-cascade", default="", metavar="LEVELS",
+                     help="with --sanity: cascading randomization levels, e.g. 0,0.5 (one inversion per level)")
     atl.add_argument("--device", default="auto")
     atl.add_argument("--quiet", action="store_true")
     atl.set_defaults(run=_cmd_atlas)

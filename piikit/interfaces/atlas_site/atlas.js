@@ -108,16 +108,21 @@
     let sanity = '<p class="muted">No sanity checks for this class: run <code>piikit.sanity(model, result)</code> before saving.</p>';
     if (s) {
       const flags = s.flags.length ? `<span class="flag">${esc(s.flags.join(", "))}</span>` : '<span class="ok">passes every check</span>';
-      sanity = `<p id="sanity-flags">${flags}</p><table>` +
-        row(["check", "value"], true) +
-        row(["cosine to all-layer randomized model's image", s.randomized]) +
-        row(["SSIM to it", s.randomized_ssim]) +
-        Object.entries(s.cascade || {}).map(([lvl, v]) => row([`cosine, randomized ${esc(lvl)}`, v])).join("") +
-        row(["cosine across seeds" + (s.seeds ? ` (${esc(s.seeds.join(", "))})` : ""), s.seed_similarity]) +
-        row(["SSIM across seeds", s.seed_ssim]) +
-        row(["evaluators' mean probability", s.transfer_prob]) +
-        row(["best evaluator rank", s.transfer_rank === null ? "–" : String(s.transfer_rank)]) +
-        row(["distance from natural statistics", s.naturalness]) + "</table>";
+      const t = s.thresholds || {};
+      const when = (op, v) => (v === undefined || v === null ? "–" : `${op} ${v}`);
+      const rand = when("\u2265", t.randomization);
+      sanity = `<p id="sanity-flags">${flags}</p><table id="sanity">` +
+        row(["check", "value", "flag when"], true) +
+        row(["cosine to all-layer randomized model's image", s.randomized, rand]) +
+        row(["SSIM to it", s.randomized_ssim, "reported"]) +
+        Object.entries(s.cascade || {}).map(([lvl, v]) => row([`cosine, randomized ${esc(lvl)}`, v, rand])).join("") +
+        row(["cosine across seeds" + (s.seeds && s.seeds.length > 1 ? ` (${esc(s.seeds.join(", "))})` : ""), s.seed_similarity, "reported"]) +
+        row(["SSIM across seeds", s.seed_ssim, "reported"]) +
+        row(["evaluators' mean probability", s.transfer_prob, "reported"]) +
+        row(["best evaluator rank", s.transfer_rank === null ? "–" : String(s.transfer_rank), when(">", t.transfer_rank)]) +
+        row(["distance from natural statistics", s.naturalness, when(">", t.naturalness)]) + "</table>" +
+        '<p class="muted">An image as similar to a randomized model\'s as the threshold is the method\'s, not the model\'s; ' +
+        "other models should rank the class near the top; natural photos sit below the naturalness threshold.</p>";
     }
     detail.innerHTML =
       `<div class="nav"><a href="#" id="back">&larr; all classes</a>${link(visible[pos - 1], "&lsaquo; previous")}${link(visible[pos + 1], "next &rsaquo;")}</div>` +
