@@ -3,6 +3,7 @@
 #   make test   set up .venv if needed, then run the whole test suite
 #   make lab    set up .venv if needed, then open the notebooks in JupyterLab (11 is the explorer)
 #   make docs   set up .venv if needed, then build the documentation site -> docs/_build/html
+#   make notebooks  re-execute (full mode) the notebooks whose code or inputs changed, with provenance
 # All (re)install when pyproject.toml changes; nothing else needs doing by hand.
 
 PYTHON ?= python3
@@ -13,7 +14,7 @@ OUT    ?= out/demo
 DEMO_CLASSES ?= --class volcano --class goldfinch --class espresso --class jellyfish
 PYTEST_ARGS ?=
 
-.PHONY: demo test lab docs env readme-figure benchmark clean
+.PHONY: demo test lab docs notebooks env readme-figure benchmark clean
 
 env: $(STAMP)
 
@@ -32,6 +33,14 @@ test: $(STAMP)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# The committed notebooks' outputs: scripts/run_notebooks.py executes (full mode, in place) those whose
+# code cells or declared inputs changed since their recorded provenance; NOTEBOOKS_ARGS passes names
+# (`make notebooks NOTEBOOKS_ARGS="07 12"`) or --force / --list.
+NOTEBOOKS_ARGS ?=
+
+notebooks: $(STAMP)
+	$(PY) scripts/run_notebooks.py $(NOTEBOOKS_ARGS)
 
 # The site: the README, every notebook executed (jupyter-cache: a rebuild re-executes only the
 # notebooks that changed), the API reference, the benchmarks; warnings fail the build.
