@@ -4,7 +4,9 @@ cell that calls a piikit plotting function shows a picture (``image/png``), not 
 
 Each notebook executes once, here (nbclient, the engine behind ``jupyter nbconvert
 --execute`` and nbmake), so the same run checks that it works and what it shows. The kernel
-gets the user's environment without ``MPLBACKEND``, as JupyterLab's would.
+gets the user's environment without ``MPLBACKEND``, as JupyterLab's would. It runs a copy with
+the committed (full-mode) outputs removed, in memory: the committed file is never written, and
+``tests/test_provenance.py`` checks that those outputs match the code.
 """
 
 from __future__ import annotations
@@ -64,6 +66,10 @@ def test_notebook_runs_and_shows_its_figures(path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("PIIKIT_SMOKE", "1")
     monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nb.metadata.pop("widgets", None)
     started = time.perf_counter()
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     print(f"{path.name}: {time.perf_counter() - started:.1f} s in smoke mode")
