@@ -42,18 +42,13 @@ NOTEBOOKS_ARGS ?=
 notebooks: $(STAMP)
 	$(PY) scripts/run_notebooks.py $(NOTEBOOKS_ARGS)
 
-# The site: the README, every notebook executed (jupyter-cache: a rebuild re-executes only the
-# notebooks that changed), the API reference, the benchmarks; warnings fail the build.
-# Full mode (the default) runs the notebooks as written: hours on a 2-core CPU the first time.
-# PIIKIT_SMOKE=1 make docs builds the same site from smoke-mode runs (minutes) into its own
-# folder, with its own cache, two notebooks at a time (-j 2: in smoke mode much of a notebook's
-# time is starting its kernel). SPHINXOPTS passes other options to sphinx-build.
-DOCS_OUT := $(if $(filter 1,$(PIIKIT_SMOKE)),docs/_build/smoke,docs/_build)
-SPHINXOPTS ?= $(if $(filter 1,$(PIIKIT_SMOKE)),-j 2,)
+# The site: the README, every notebook with its committed outputs (nothing is executed: about a
+# minute), the API reference, the benchmarks; warnings fail the build. SPHINXOPTS passes other options.
+SPHINXOPTS ?=
 
 docs: $(STAMP)
-	$(PY) -m sphinx -b html -W --keep-going $(SPHINXOPTS) -d $(DOCS_OUT)/doctrees docs $(DOCS_OUT)/html
-	@echo "open $(DOCS_OUT)/html/index.html, or serve it: $(PY) -m http.server -d $(DOCS_OUT)/html"
+	$(PY) -m sphinx -b html -W --keep-going $(SPHINXOPTS) -d docs/_build/doctrees docs docs/_build/html
+	@echo "open docs/_build/html/index.html, or serve it: $(PY) -m http.server -d docs/_build/html"
 
 readme-figure: $(STAMP)
 	$(PY) scripts/make_readme_figure.py

@@ -42,6 +42,44 @@ def plotting_functions() -> set[str]:
     return names
 
 
+# Submodules a notebook may use by their public attribute (``piikit.digits.train_digits_model``): the
+# offline digits models and the error classes, whole modules of their own, reachable from ``piikit``.
+PUBLIC_MODULES = {"digits", "errors"}
+
+
+def _code(path: Path) -> str:
+    import json
+
+    cells = json.loads(path.read_text())["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_uses_only_public_names(path: Path) -> None:
+    """What a notebook calls works after ``pip install piikit``: only ``import piikit`` and
+    ``piikit.NAME`` for NAME in ``piikit.__all__`` (or a public submodule), nothing read
+    relative to the repository."""
+    import ast
+
+    import piikit
+
+    tree = ast.parse(_code(path))
+    wrong = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "piikit":
+            wrong.append(f"from {node.module} import ...")
+        elif isinstance(node, ast.Import):
+            wrong += [f"import {a.name}" for a in node.names if a.name.startswith("piikit.")]
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "piikit":
+            if node.attr not in piikit.__all__ and node.attr not in PUBLIC_MODULES:
+                wrong.append(f"piikit.{node.attr}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "benchmarks/" in node.value:
+            wrong.append(f"a repository path {node.value!r}")
+        elif isinstance(node, ast.Attribute) and node.attr == "parents":
+            wrong.append("a path relative to the checkout (.parents)")
+    assert not wrong, f"{path.name} uses what a pip install does not offer: {sorted(set(wrong))}"
+
+
 def test_plotting_functions_are_found():
     assert {"show", "filmstrip", "plot_history", "image_grid", "plot_model_attributions", "plot_attributions"} <= plotting_functions()
 
