@@ -5,7 +5,7 @@
     python scripts/run_notebooks.py --force              # every notebook
     python scripts/run_notebooks.py --list               # which are stale, and why; runs nothing
     python scripts/run_notebooks.py --shrink-only 03     # re-fit the committed images to the size budget
-    python scripts/run_notebooks.py --thumbnail 11=explorer-panel.png 11   # a screenshot as 11's thumbnail
+    python scripts/run_notebooks.py --thumbnails-only --thumbnail 11=panel.png 11   # a screenshot as 11's thumbnail
     make notebooks                                       # the first line, with the project's venv
 
 Each notebook is executed top to bottom by nbclient with a fresh ``python3`` kernel (full mode:
@@ -368,7 +368,7 @@ def execute(path: Path, smoke: bool, timeout: int) -> Any:
                 env.pop(key, None)
             else:
                 env[key] = value
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", "piikit", "pyproject.toml")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", "piikit")
     info.update(load_average_before=load_before, load_average_after=load_after)
     meta = nb.metadata.setdefault("piikit", {})
     meta["provenance"] = {
@@ -407,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="run every selected notebook, up to date or not")
     parser.add_argument("--list", action="store_true", help="say which notebooks are stale and why; run nothing")
     parser.add_argument("--shrink-only", action="store_true", help="fit the committed images to the budget; run nothing")
+    parser.add_argument("--thumbnails-only", action="store_true",
+                        help="remake thumbnails and thumbnails.json from the committed outputs; run nothing")
     parser.add_argument("--smoke", action="store_true", help="smoke mode (PIIKIT_SMOKE=1), to check this script; needs --out")
     parser.add_argument("--out", type=Path, help="write the executed notebooks (and thumbnails) here, not in place")
     parser.add_argument("--thumbnail", action="append", default=[], metavar="NN=PATH",
@@ -436,6 +438,11 @@ def main(argv: list[str] | None = None) -> int:
             nbformat.write(nb, args.out / path.name if args.out else path)
             print(f"{path.stem}: outputs {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB")
             continue
+        screenshot = next((p for k, p in screenshots.items() if path.stem.startswith(k)), None)
+        thumbs = (args.out / "thumbnails") if args.out else THUMBNAILS
+        if args.thumbnails_only:
+            print(f"{path.stem}: {update_thumbnail(nb, path.stem, screenshot, args.thumb_width, thumbs)}")
+            continue
         if not (args.force or args.notebooks or reason):
             continue
         print(f"{path.stem}: running ({reason or 'asked for'}) ...", flush=True)
@@ -450,13 +457,11 @@ def main(argv: list[str] | None = None) -> int:
         target = (args.out / path.name) if args.out else path
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(executed, target)
-        screenshot = next((p for k, p in screenshots.items() if path.stem.startswith(k)), None)
-        thumbs = (args.out / "thumbnails") if args.out else THUMBNAILS
         note = update_thumbnail(executed, path.stem, screenshot, args.thumb_width, thumbs)
         seconds = provenance(executed)["seconds"]
         print(f"{path.stem}: {seconds / 60:.1f} min, outputs {before / 1e6:.2f} MB -> {after / 1e6:.2f} MB; {note}",
               flush=True)
-    if not args.list:
+    if not (args.list or args.thumbnails_only):
         sizes = [outputs_size(nbformat.read(p, as_version=4)) for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))]
         print(f"series outputs: {sum(sizes) / 1e6:.2f} MB in {len(sizes)} notebooks")
     if failed:
