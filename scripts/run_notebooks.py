@@ -49,6 +49,7 @@ import io
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -423,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import nbformat
 
+    # The kernel machinery leaves SIGTERM without effect on this process (seen: a runner told to stop went on
+    # to its next notebook); make it stop the run, shutting the kernel down on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     paths = select(args.notebooks)
     screenshots = {k: Path(v) for k, v in (item.split("=", 1) for item in args.thumbnail)}
     budget = int(args.max_notebook_mb * 1_000_000)
