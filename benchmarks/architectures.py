@@ -52,7 +52,7 @@ is the mean over seeds with the spread (max - min over seeds). Off-diagonal = an
 read the image. How much the seed changes the images: the mean absolute pixel difference
 between two seeds' images of a digit, beside that between two digits' images of one seed.
 
-Writes ``--json`` (default ``benchmarks/results/architectures.json``: command, date,
+Writes ``--json`` (default ``piikit/data/architectures/robust_and_standard.json``: command, date,
 machine, seeds, classes, accuracies, per-seed matrices), the printed tables to ``--md`` and one
 PNG grid per trio x method under ``--png`` (``architectures_<trio>_<method>.png``; top row: a real
 held-out digit of each class, then rows: seed 0 cnn_flat, vit, mixer, then seed 1 ...; columns:
@@ -63,7 +63,7 @@ digits; 4x nearest upsampling).
     python benchmarks/architectures.py --trios standard augmented robust --methods pii
     python benchmarks/architectures.py --set param=pixels,lr=0.05             # another setting
     python benchmarks/architectures.py --trios heldout --judges mlp --methods pii ce di di_nobn di_proxy \
-        refine refine_proxy clear32 --json benchmarks/results/architectures_heldout.json \
+        refine refine_proxy clear32 --json piikit/data/architectures/heldout.json \
         --md benchmarks/results/architectures_heldout.md --tag ""                # the held-out run
 """
 
@@ -99,6 +99,8 @@ from piikit.errors import UnsupportedModelError
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+# The JSON records travel with the package (notebook 07 plots them after pip install): piikit.architecture_results.
+RECORDS = ROOT / "piikit" / "data" / "architectures"
 
 # One model per family. The global-average-pooled "cnn" inverts to strokes spread over the whole
 # image that the ViT and the Mixer do not read (robust trio, the PII setting of the time: 0.33 off the diagonal
@@ -410,7 +412,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--eval-eps", type=float, default=0.5, help="L2 radius of the reported robust accuracy")
     parser.add_argument("--train-seed", type=int, default=0)
     parser.add_argument("--cache", default=str(ROOT / "out" / "digits-cache"))
-    parser.add_argument("--json", default=str(RESULTS / "architectures.json"))
+    parser.add_argument("--json", default=str(RECORDS / "robust_and_standard.json"))
     parser.add_argument("--md", default=str(RESULTS / "architectures.md"), help="the printed tables, as Markdown")
     parser.add_argument("--png", default=str(RESULTS))
     parser.add_argument("--tag", default="", help="suffix for the PNG names")

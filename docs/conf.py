@@ -2,24 +2,22 @@
 
 The stack is Sphinx + myst-nb + sphinx-book-theme, chosen because:
 
-- myst-nb executes the notebooks through jupyter-cache: a rebuild re-executes only the
-  notebooks whose code changed, and the site shows their real outputs (the notebooks are
-  committed without any);
+- myst-nb renders a notebook's stored outputs as a page: the notebooks are committed executed in
+  full mode (``scripts/run_notebooks.py``, which records their provenance), so the site executes
+  nothing and builds in about a minute;
 - autodoc (with napoleon, for the Google-style ``Args:`` sections) reads the docstrings, so the
   API reference cannot drift from the code;
 - it is the stack of Captum's and many scientific Python projects' docs (Jupyter Book is built
   on it), so readers know the layout.
 
-Two modes, as for the notebooks: full (the default; the ``fast``/``clear`` presets at full size,
-hours on a 2-core CPU) and smoke (``PIIKIT_SMOKE=1``: the ``preview`` preset, minutes). Each mode
-has its own jupyter-cache (``<doctree dir>/../.jupyter_cache/<mode>``), and the mode is a config
-value, so switching modes in the same build folder re-reads every page and never shows the other
-mode's outputs. The Makefile puts the two sites in different folders anyway.
+Widgets saved with a notebook render from its stored state with ipywidgets' HTML manager
+(``@jupyter-widgets/html-manager``'s standalone ``embed.js``, kept in ``_static/widgets/`` with
+its licence), served by the site itself: the pages need no CDN, so they work offline. A widget
+shown this way has no kernel behind it: it displays the state it was saved in.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -29,8 +27,6 @@ sys.path.insert(0, str(ROOT))  # document the piikit of this checkout
 sys.path.insert(0, str(DOCS / "_ext"))
 
 import piikit  # noqa: E402
-
-SMOKE = os.environ.get("PIIKIT_SMOKE", "0") == "1"
 
 project = "piikit"
 author = "the piikit authors"
@@ -54,17 +50,10 @@ myst_enable_extensions = ["html_image", "colon_fence", "dollarmath"]
 myst_heading_anchors = 3
 
 # -- Notebooks (myst-nb) ---------------------------------------------------------------------
-piikit_docs_mode = "smoke" if SMOKE else "full"  # a config value: changing it re-reads every page
-nb_execution_mode = "cache"
-# nb_execution_cache_path is set per build from the doctree folder and the mode (docs/_ext).
-# Seconds per cell (nbclient times cells, not notebooks). Full mode: one cell of 05 or 06 runs a
-# whole comparison, 8 inversions (18 min for all of 06 on a quiet AVX-512 core pair, 5x more on
-# AVX2); override with `make docs SPHINXOPTS="-D nb_execution_timeout=N"`.
-nb_execution_timeout = 300 if SMOKE else 3600
-nb_execution_raise_on_error = True  # a failing notebook fails the build
-nb_execution_in_temp = True  # files a notebook saves (out/...) go to a temporary folder, not the repo
+nb_execution_mode = "off"  # the committed outputs are the page; tests/test_provenance.py keeps them true
 nb_merge_streams = True
-nb_execution_show_tb = True
+# The HTML manager bundle (no require.js: the standalone build includes the base widgets).
+nb_ipywidgets_js = {"widgets/embed.js": {}}
 
 # -- API reference (autodoc) -----------------------------------------------------------------
 autodoc_typehints = "description"

@@ -62,6 +62,26 @@ _EXPORTS: dict[str, str] = {
     "ablation_takeaways": "piikit.analysis.ablations",
     "plot_ablations": "piikit.figures",
     "plot_ablation_grid": "piikit.figures",
+    # what the notebooks show: tables, figures, photos, measures of an image, architecture matrices
+    "format_table": "piikit.tables",
+    "format_spread": "piikit.tables",
+    "image_grid": "piikit.figures",
+    "plot_spectra": "piikit.figures",
+    "load_photo": "piikit.images",
+    "format_scores": "piikit.analysis.evaluate",
+    "tv_per_pixel": "piikit.analysis.evaluate",
+    "region_contrast": "piikit.analysis.evaluate",
+    "cross_matrix": "piikit.analysis.evaluate",
+    "region_share": "piikit.analysis.agreement",
+    "radial_spectrum": "piikit.analysis.spectrum",
+    "pairwise_distance": "piikit.analysis.spectrum",
+    "compare_architectures": "piikit.interfaces.architectures",
+    "load_models": "piikit.interfaces.architectures",
+    "plot_matrices": "piikit.interfaces.matrix_plot",
+    "recorded_matrices": "piikit.interfaces.matrix_plot",
+    "off_diagonal_mean": "piikit.interfaces.matrix_plot",
+    "architecture_results": "piikit.interfaces.matrix_plot",
+    "result_slider": "piikit.interfaces.widgets",
     # configs
     "InversionConfig": "piikit.engine.config",
     "PRESETS": "piikit.engine.config",
@@ -189,5 +209,24 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from piikit.engine.priors import L2Prior as L2Prior
     from piikit.engine.priors import TotalVariation as TotalVariation
     from piikit.engine.proxy_prior import ProxyBatchNormPrior as ProxyBatchNormPrior
+    from piikit.tables import format_table as format_table
+    from piikit.tables import format_spread as format_spread
+    from piikit.figures import image_grid as image_grid
+    from piikit.figures import plot_spectra as plot_spectra
+    from piikit.images import load_photo as load_photo
+    from piikit.analysis.evaluate import format_scores as format_scores
+    from piikit.analysis.evaluate import tv_per_pixel as tv_per_pixel
+    from piikit.analysis.evaluate import region_contrast as region_contrast
+    from piikit.analysis.evaluate import cross_matrix as cross_matrix
+    from piikit.analysis.agreement import region_share as region_share
+    from piikit.analysis.spectrum import radial_spectrum as radial_spectrum
+    from piikit.analysis.spectrum import pairwise_distance as pairwise_distance
+    from piikit.interfaces.architectures import compare_architectures as compare_architectures
+    from piikit.interfaces.architectures import load_models as load_models
+    from piikit.interfaces.matrix_plot import plot_matrices as plot_matrices
+    from piikit.interfaces.matrix_plot import recorded_matrices as recorded_matrices
+    from piikit.interfaces.matrix_plot import off_diagonal_mean as off_diagonal_mean
+    from piikit.interfaces.matrix_plot import architecture_results as architecture_results
+    from piikit.interfaces.widgets import result_slider as result_slider
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

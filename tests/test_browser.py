@@ -9,7 +9,7 @@ driven by Playwright through ``executable_path``: Playwright cannot download its
 browsers here. Run it alone with ``pytest -m browser``; a screenshot is left in the test's
 temporary directory: ``explorer-panel.png`` is the panel after a first Run with the
 explorer's defaults (the README's thumbnail of notebook 11 is made from it with
-``scripts/make_notebook_thumbnails.py --image 11=PATH``), ``explorer-stopped.png`` the
+``scripts/run_notebooks.py --thumbnails-only --thumbnail 11=PATH 11``), ``explorer-stopped.png`` the
 panel after Stop, ``explorer.png`` the whole page.
 """
 

@@ -1,14 +1,18 @@
-"""The documentation site as a reader sees it: built in smoke mode, opened in headless Chromium.
+"""The documentation site as a reader sees it: built as ``make docs`` builds it, opened in
+headless Chromium.
 
-Builds the site (``docs/``: the README as landing page, every notebook executed by myst-nb,
-the guides in ``docs/guide/``, the API reference, the benchmarks) with ``PIIKIT_SMOKE=1`` into a
-temporary folder, warnings as errors, then serves it on 127.0.0.1 and visits every page with Playwright and Debian's
-Chromium (the set-up of ``tests/test_browser.py``; nothing outside 127.0.0.1 is fetched: the
-ipywidgets script a notebook page asks a CDN for is refused, as on a machine offline).
-Checked: each page loads; every local link points at a file the site has; every image
-decodes; every notebook page shows at least one figure among its outputs; the API page lists
-``invert``, ``refine`` and ``attribute`` with their signatures. A screenshot of a notebook
-page is left in the test's temporary folder. Run it alone with ``pytest -m docs``.
+Builds the site (``docs/``: the README as landing page, every notebook with its committed
+full-mode outputs, the guides in ``docs/guide/``, the API reference, the benchmarks; nothing is
+executed) into a temporary
+folder, warnings as errors, then serves it on 127.0.0.1 and visits every page with Playwright
+and Debian's Chromium (the set-up of ``tests/test_browser.py``; nothing outside 127.0.0.1 is
+fetched: a request elsewhere, a CDN's script say, is refused and fails the test, as the site
+must work offline). Checked: each page loads; every local link points at a file the site has;
+every image decodes; every notebook page shows its figures among its outputs (as many pictures
+of a real size as the notebook has image outputs); a page with saved widgets renders them (the
+HTML manager is served by the site); the API page lists ``invert``, ``refine`` and
+``attribute`` with their signatures. Screenshots are left in the test's temporary folder. Run it
+alone with ``pytest -m docs``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import functools
 import http.server
 import inspect
+import json
 import os
 import shutil
 import subprocess
@@ -28,9 +33,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-# "notebook" too: the build executes every notebook (and so CI's second, one-thread pass of the
-# slow tests, which leaves the notebooks out, leaves this out as well).
-pytestmark = [pytest.mark.docs, pytest.mark.slow, pytest.mark.notebook]
+pytestmark = [pytest.mark.docs, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -41,6 +44,8 @@ CHROMIUM_FLAGS = [
     "--disable-dev-shm-usage",
 ]
 SCREENSHOT_PAGE = "notebooks/03_centering_and_zoom.html"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+MIN_FIGURE_SIDE = 64  # pixels: a figure, not an icon or a broken placeholder
 
 # Every <img> of a page: its URL, whether it decoded, its natural size, and whether its pixels
 # differ (a canvas read of up to 64x64 samples; same-origin, so readable).
@@ -65,27 +70,35 @@ async () => Promise.all(Array.from(document.images).map(async (img) => {
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The smoke-mode site, built from scratch (its own jupyter-cache) with warnings as errors.
-    ``PIIKIT_DOCS_SITE=docs/_build/html`` checks a site already built instead (``make docs``)."""
+    """The site, built from scratch with warnings as errors (as ``make docs``: no execution).
+    ``PIIKIT_DOCS_SITE=docs/_build/html`` checks a site already built instead."""
     if os.environ.get("PIIKIT_DOCS_SITE"):
         return Path(os.environ["PIIKIT_DOCS_SITE"]).resolve()
     build = tmp_path_factory.mktemp("docs")
-    env = {**os.environ, "PIIKIT_SMOKE": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    env.pop("MPLBACKEND", None)  # the notebooks' kernels get JupyterLab's default, as in test_notebooks
-    # -j 2: two notebooks execute at once; in smoke mode much of a notebook's time is starting a
-    # kernel and importing torch, so on 2 cores this took 189 s against 273 s one at a time.
-    command = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", "-j", "2",
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q",
                "-d", str(build / "doctrees"), str(ROOT / "docs"), str(build / "html")]
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     log = build / "sphinx.log"
     log.write_text(done.stdout + done.stderr)
-    print(f"smoke docs build: {time.perf_counter() - started:.0f} s; log {log}")
+    print(f"docs build: {time.perf_counter() - started:.0f} s; log {log}")
     problems = [line for line in (done.stdout + done.stderr).splitlines() if "WARNING" in line or "ERROR" in line]
-    problems = [line for line in problems if "[IPKernelApp]" not in line]  # a kernel's own log line
     assert done.returncode == 0, "sphinx-build failed:\n" + "\n".join(problems or done.stderr.splitlines()[-30:])
     return build / "html"
+
+
+def _image_outputs(path: Path) -> int:
+    """How many image outputs the committed notebook has (each becomes an <img> on its page)."""
+    nb = json.loads(path.read_text())
+    return sum(1 for cell in nb["cells"] for output in cell.get("outputs", [])
+               if {"image/png", "image/jpeg"} & set(output.get("data", {})))
+
+
+def _has_widgets(path: Path) -> bool:
+    nb = json.loads(path.read_text())
+    return bool(nb.get("metadata", {}).get("widgets")) and any(
+        WIDGET_VIEW in output.get("data", {}) for cell in nb["cells"] for output in cell.get("outputs", []))
 
 
 @pytest.fixture(scope="module")
@@ -159,14 +172,19 @@ def test_the_site_reads_like_a_site(site: Path, server: str, tmp_path: Path) -> 
                     if image["width"] == 0:
                         failures.append(f"{name}: image does not load: {image['src']}")
                 if name.startswith("notebooks/"):
-                    figures = [i for i in images if i["output"] and i["width"] > 0 and i["varied"]]
-                    if not figures:
-                        failures.append(f"{name}: no figure among the notebook's outputs")
+                    source = ROOT / "notebooks" / (Path(name).stem + ".ipynb")
+                    figures = [i for i in images if i["output"] and i["varied"]
+                               and min(i["width"], i["height"]) >= MIN_FIGURE_SIDE]
+                    expected = _image_outputs(source)
+                    if not figures or len(figures) < expected:
+                        failures.append(f"{name}: {len(figures)} figures among its outputs, the notebook has {expected}")
+                    if _has_widgets(source):
+                        page.locator(".jupyter-widgets").first.wait_for(state="attached", timeout=30_000)
                 if name == "index.html":
                     assert "piikit" in page.title()
                     assert page.locator("h1").first.inner_text().strip().startswith("piikit")
                     assert len([i for i in images if "readme_inversions" in i["src"]]) == 1
-                if name == SCREENSHOT_PAGE:  # the first figure in view, as a reader scrolls to it
+                if name == SCREENSHOT_PAGE and figures:  # the first figure in view, as a reader scrolls to it
                     page.locator(".cell_output img").first.scroll_into_view_if_needed()
                     page.mouse.wheel(0, 300)
                     time.sleep(0.3)
@@ -190,6 +208,7 @@ def test_the_site_reads_like_a_site(site: Path, server: str, tmp_path: Path) -> 
         finally:
             browser.close()
             print(f"screenshots in {tmp_path}; requests refused (outside the site): {sorted(refused)}")
+    failures += [f"request outside the site (the site must work offline): {url}" for url in sorted(refused)]
     failures += [f"broken link to {target} on {', '.join(sources[:3])}{' ...' if len(sources) > 3 else ''}"
                  for target, sources in broken.items()]
     assert not failures, "\n".join(failures)

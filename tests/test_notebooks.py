@@ -4,7 +4,9 @@ cell that calls a piikit plotting function shows a picture (``image/png``), not 
 
 Each notebook executes once, here (nbclient, the engine behind ``jupyter nbconvert
 --execute`` and nbmake), so the same run checks that it works and what it shows. The kernel
-gets the user's environment without ``MPLBACKEND``, as JupyterLab's would.
+gets the user's environment without ``MPLBACKEND``, as JupyterLab's would. It runs a copy with
+the committed (full-mode) outputs removed, in memory: the committed file is never written, and
+``tests/test_provenance.py`` checks that those outputs match the code.
 """
 
 from __future__ import annotations
@@ -40,6 +42,44 @@ def plotting_functions() -> set[str]:
     return names
 
 
+# Submodules a notebook may use by their public attribute (``piikit.digits.train_digits_model``): the
+# offline digits models and the error classes, whole modules of their own, reachable from ``piikit``.
+PUBLIC_MODULES = {"digits", "errors"}
+
+
+def _code(path: Path) -> str:
+    import json
+
+    cells = json.loads(path.read_text())["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_uses_only_public_names(path: Path) -> None:
+    """What a notebook calls works after ``pip install piikit``: only ``import piikit`` and
+    ``piikit.NAME`` for NAME in ``piikit.__all__`` (or a public submodule), nothing read
+    relative to the repository."""
+    import ast
+
+    import piikit
+
+    tree = ast.parse(_code(path))
+    wrong = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "piikit":
+            wrong.append(f"from {node.module} import ...")
+        elif isinstance(node, ast.Import):
+            wrong += [f"import {a.name}" for a in node.names if a.name.startswith("piikit.")]
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "piikit":
+            if node.attr not in piikit.__all__ and node.attr not in PUBLIC_MODULES:
+                wrong.append(f"piikit.{node.attr}")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "benchmarks/" in node.value:
+            wrong.append(f"a repository path {node.value!r}")
+        elif isinstance(node, ast.Attribute) and node.attr == "parents":
+            wrong.append("a path relative to the checkout (.parents)")
+    assert not wrong, f"{path.name} uses what a pip install does not offer: {sorted(set(wrong))}"
+
+
 def test_plotting_functions_are_found():
     assert {"show", "filmstrip", "plot_history", "image_grid", "plot_model_attributions", "plot_attributions"} <= plotting_functions()
 
@@ -64,6 +104,10 @@ def test_notebook_runs_and_shows_its_figures(path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("PIIKIT_SMOKE", "1")
     monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nb.metadata.pop("widgets", None)
     started = time.perf_counter()
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     print(f"{path.name}: {time.perf_counter() - started:.1f} s in smoke mode")

@@ -3,15 +3,12 @@
 - ``.. piikit-api::``: the API reference, generated from ``piikit.__all__`` at build time
   (autodoc directives grouped by the module that defines each name, titled by that module's
   docstring), so it follows the package as names are added or moved between modules.
-- Notebook pages: each ``notebooks/NN_*.ipynb`` is copied into ``docs/notebooks/`` (the
-  copies are ignored by git) so that myst-nb builds it as a page and the README's
+- Notebook pages: each ``notebooks/NN_*.ipynb`` (and ``notebooks/NN_*.md``, the series' "how to
+  read" page) is copied into ``docs/notebooks/`` (the copies are ignored by git) so that myst-nb builds it as a page and the README's
   ``notebooks/NN_*.ipynb`` links resolve from the landing page unchanged.
 - The README is included by ``docs/index.md``: its ``<img src=...>`` tags and its links to
   files other than pages (``LICENSE``) are relative to the repository root, not to ``docs/``;
   a transform resolves them from the included file's folder.
-- The jupyter-cache lives beside the doctree folder, one per mode (full / smoke), and
-  ``executions.json`` there records, per notebook executed, the seconds it took, the date and
-  the machine (``scripts/make_notebook_thumbnails.py`` reads it).
 """
 
 from __future__ import annotations
@@ -20,14 +17,10 @@ import dataclasses
 import importlib
 import inspect
 import io
-import json
 import os
-import platform
 import re
-import time
 import tokenize
 import types
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +43,14 @@ LEAD = ["invert", "refine", "attribute", "score", "compare_settings", "sweep", "
 # -- notebooks -------------------------------------------------------------------------------
 
 def copy_notebooks(app: Sphinx, config: Any) -> None:
-    """docs/notebooks/NN_name.ipynb: a copy of notebooks/NN_name.ipynb for every notebook,
-    rewritten only when it changed (Sphinx re-reads a page when its file's time changes);
-    copies of notebooks that no longer exist are removed. Copies, not symlinks: Sphinx
-    resolves a page's links from the real path of its file, which must lie inside docs/."""
+    """docs/notebooks/NN_name.ipynb: a copy of notebooks/NN_name.ipynb for every notebook (and
+    of the series' pages, ``notebooks/NN_name.md``), rewritten only when it changed (Sphinx
+    re-reads a page when its file's time changes); copies of files that no longer exist are
+    removed. Copies, not symlinks: Sphinx resolves a page's links from the real path of its
+    file, which must lie inside docs/."""
     NOTEBOOK_PAGES.mkdir(exist_ok=True)
-    wanted = {p.name: p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")}
-    for page in NOTEBOOK_PAGES.glob("*.ipynb"):
+    wanted = {p.name: p for pattern in ("[0-9][0-9]_*.ipynb", "[0-9][0-9]_*.md") for p in NOTEBOOKS.glob(pattern)}
+    for page in [*NOTEBOOK_PAGES.glob("*.ipynb"), *NOTEBOOK_PAGES.glob("[0-9][0-9]_*.md")]:
         if page.name not in wanted or page.is_symlink():
             page.unlink()
     for name, source in sorted(wanted.items()):
@@ -78,62 +72,6 @@ def rewrite_all_if_pages_changed(app: Sphinx, env: Any) -> list[str]:
     """A page added or removed (a new notebook, say) changes every page's navigation; Sphinx
     re-reads only the pages with globbed toctrees, so rewrite the others as well."""
     return sorted(env.all_docs) if getattr(app, "piikit_pages_changed", False) else []
-
-
-# -- jupyter-cache per mode, execution records ------------------------------------------------
-
-def cache_per_mode(app: Sphinx, config: Any) -> None:
-    if not config.nb_execution_cache_path:
-        config.nb_execution_cache_path = str(Path(app.doctreedir).parent / ".jupyter_cache" / config.piikit_docs_mode)
-    app.piikit_build_started = time.time()  # type: ignore[attr-defined]
-
-
-def machine() -> dict[str, object]:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return {
-        "cpu": cpu,
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch": torch.__version__,
-    }
-
-
-def record_executions(app: Sphinx, env: Any) -> None:
-    """Add the notebooks executed by this build to ``<cache>/executions.json``."""
-    from myst_nb.sphinx_ import NbMetadataCollector
-
-    cache = Path(app.config.nb_execution_cache_path)
-    path = cache / "executions.json"
-    records = json.loads(path.read_text()) if path.exists() else {}
-    started = getattr(app, "piikit_build_started", time.time())
-    this_machine = None
-    for docname in notebook_pages():
-        if docname not in env.all_docs:
-            continue
-        data = NbMetadataCollector.get_exec_data(env, docname)
-        if not data or not data.get("succeeded") or data.get("mtime", 0) < started:
-            continue  # not executed by this build (taken from the cache, or failed)
-        this_machine = this_machine or machine()
-        records[docname.split("/")[-1]] = {
-            "mode": app.config.piikit_docs_mode,
-            "seconds": round(float(data["runtime"]), 1),
-            "minutes": round(float(data["runtime"]) / 60, 1),
-            "date": datetime.fromtimestamp(data["mtime"], timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": this_machine,
-            "load_average_1min": round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None,
-        }
-    if this_machine:
-        cache.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n")
 
 
 # -- README paths ----------------------------------------------------------------------------
@@ -340,10 +278,7 @@ class ApiDirective(SphinxDirective):
 
 
 def setup(app: Sphinx) -> dict[str, object]:
-    app.add_config_value("piikit_docs_mode", "full", "env")  # a change re-reads every page
     app.connect("config-inited", copy_notebooks)
-    app.connect("config-inited", cache_per_mode)
-    app.connect("env-updated", record_executions)
     app.connect("env-get-outdated", pages_added_or_removed)
     app.connect("env-get-updated", rewrite_all_if_pages_changed)
     app.connect("autodoc-process-docstring", literal_boundaries)

@@ -13,14 +13,21 @@ with its reason.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from typing import Any
 
 from matplotlib.figure import Figure
 
 from piikit.figures import new_figure
 
-__all__ = ["plot_matrices", "off_diagonal_mean", "recorded_matrices"]
+__all__ = ["plot_matrices", "off_diagonal_mean", "recorded_matrices", "architecture_results", "RECORDS"]
+
+#: The records of ``benchmarks/architectures.py`` shipped with the package (``piikit/data/architectures``):
+#: the robust and standard digits trios, and the held-out trio (the digits setting and DeepInversion; the
+#: ImageNet presets at 32 px).
+RECORDS = ("robust_and_standard", "heldout", "heldout_paper")
 
 Matrix = Mapping[str, "Mapping[str, Any] | None"]
 
@@ -124,3 +131,15 @@ def recorded_matrices(
     matrices = {label: methods[key].get("summary", {}) for key, label in recorded}
     notes = {label: {model: refused for model in methods[key]["errors"]} for key, label in recorded}
     return matrices, notes
+
+
+def architecture_results(name: str = "robust_and_standard") -> dict[str, Any]:
+    """A results file of ``benchmarks/architectures.py`` shipped with piikit (one of
+    :data:`RECORDS`), parsed: the command, date and machine it was recorded with, the PII
+    setting (``pii_config``), and per trio and method the matrices over seeds
+    (:func:`recorded_matrices` reads them)."""
+    if name not in RECORDS:
+        from piikit.errors import InvalidValueError
+
+        raise InvalidValueError(f"no architectures record {name!r}; the records: {', '.join(RECORDS)}")
+    return json.loads((resources.files("piikit") / "data" / "architectures" / f"{name}.json").read_text())
