@@ -44,7 +44,7 @@ def plotting_functions() -> set[str]:
 
 # Submodules a notebook may use by their public attribute (``piikit.digits.train_digits_model``): the
 # offline digits models and the error classes, whole modules of their own, reachable from ``piikit``.
-PUBLIC_MODULES = {"digits", "errors"}
+PUBLIC_MODULES = {"digits", "errors", "widgets"}  # piikit.widgets: the explorer and the small controls
 
 
 def _code(path: Path) -> str:
