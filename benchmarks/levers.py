@@ -26,13 +26,14 @@ Levers:
 Each lever is toggled against the preset as it is (``fold_bn`` off against on whatever the
 preset says, and so on).
 
-``--presets A,B`` times two presets against each other the same way instead, each at
+``--presets A,B`` times two presets (or ``benchmarks/pareto.py``'s candidates) against each other the same way instead, each at
 ``--fraction`` of its own steps per stage and refine steps (the same stages and sizes, so
 the same mix of work), and gives seconds per class scaled to the full run.
 
     python benchmarks/levers.py                       # every lever, 3 pairs each
     python benchmarks/levers.py --levers fold_bn,amp --pairs 5
     python benchmarks/levers.py --presets clear,quick --fraction 0.25
+    python benchmarks/levers.py --presets "quick,quick 4x32 + polish 30"   # or pareto.py's candidates
 """
 
 from __future__ import annotations
@@ -104,11 +105,15 @@ def measure(lever: str, args: argparse.Namespace, sides: tuple[dict[str, Any], d
 def compare_presets(args: argparse.Namespace) -> None:
     import piikit
 
+    from pareto import CANDIDATES
+
     a, b = args.presets.split(",")
-    sides = tuple({"preset": p, "steps_per_stage": max(1, round(piikit.PRESETS[p].steps_per_stage * args.fraction)),
-                   "refine_steps": round(piikit.PRESETS[p].refine_steps * args.fraction)} for p in (a, b))
+    specs = [CANDIDATES.get(name, (name, {})) for name in (a, b)]  # a preset, or one of pareto.py's candidates
+    configs = [piikit.make_config(preset, **overrides) for preset, overrides in specs]
+    sides = tuple({"preset": preset, **overrides, "steps_per_stage": max(1, round(c.steps_per_stage * args.fraction)),
+                   "refine_steps": round(c.refine_steps * args.fraction)} for (preset, overrides), c in zip(specs, configs))
     row = measure(f"{a} vs {b}", args, sides)  # type: ignore[arg-type]
-    scale = [side["steps_per_stage"] / piikit.PRESETS[p].steps_per_stage for side, p in zip(sides, (a, b))]
+    scale = [side["steps_per_stage"] / c.steps_per_stage for side, c in zip(sides, configs)]
     per_class = [statistics.median(row[k]) / s / args.classes for k, s in zip(("without_s", "with_s"), scale)]
     print(f"{args.classes} classes, {args.threads} threads, {args.pairs} pairs, load average {row['load']:.1f}: "
           f"{a} {per_class[0]:.1f} s/class, {b} {per_class[1]:.1f} s/class (scaled from {args.fraction:g} of the steps); "

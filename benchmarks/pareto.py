@@ -79,6 +79,13 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any]]] = {
                                                                 "refine_bn_prior": False}),
     "clear 4x40 tv0.1 e=3 + polish 50": ("clear", {"stages": 4, "steps_per_stage": 40, "ensemble": 3, "tv_weight": 0.1,
                                                    "fold_bn": True, "refine_steps": 50}),
+    # issue 32, item 4: quick at about 0.6 of its cost or less (benchmarks/preset_transfer.py)
+    "quick 4x32 + polish 30": ("quick", {"steps_per_stage": 32, "refine_steps": 30}),
+    # the same with a polish at TV 0.05 (not 0.01), which takes the ripple out of quick's 50-step polish (benchmarks/ripple.py)
+    "quick 4x32 + polish 20 tv0.05": ("quick", {"steps_per_stage": 32, "refine_steps": 20, "refine_tv_weight": 0.05}),
+    "quick 4x32 + polish 40 tv0.05 without BN prior": ("quick", {"steps_per_stage": 32, "refine_steps": 40,
+                                                                 "refine_tv_weight": 0.05, "refine_bn_prior": False}),
+    "quick polish tv0.05": ("quick", {"refine_tv_weight": 0.05}),  # quick without the ripple (benchmarks/ripple.py)
     "maco": ("clear", {"param": "maco", "lr": 0.5}),
     "maco 7x32": ("clear", {"param": "maco", "lr": 0.5, "steps_per_stage": 32}),
 }

@@ -47,9 +47,20 @@ def test_the_refine_phase_runs_on_as_one_more_stage(tiny_cnn, reproducible_devic
 def test_progress_lines_count_the_refine_phase_as_one_more_stage_of_one_run(tiny_cnn, device, capsys):
     invert(tiny_cnn, 3, "preview", seed=0, device=device, progress=True, **TINY)
     lines = capsys.readouterr().err.splitlines()  # not a terminal: one line per stage
-    assert [line.split(": ", 1)[1].split(",")[:2] for line in lines] == [
-        ["stage 1/3 (43 px) done", " step 6/16"], ["stage 2/3 (64 px) done", " step 12/16"],
-        ["stage 3/3 (64 px) done", " step 16/16"]]
+    assert [line.split(": ", 1)[1].split(" done, ")[0] for line in lines] == [
+        "stage 1/3 (43 px)", "stage 2/3 (64 px)", "stage 3/3 (64 px, DeepInversion)"]  # the later phase named
+    assert [line.split(" done, ")[1].split(",")[0] for line in lines] == ["step 6/16", "step 12/16", "step 16/16"]
+
+
+def test_the_refine_tv_weight_reaches_the_refine_phase_only(tiny_cnn, reproducible_device):
+    from piikit.engine.phases import refine_phase_config
+
+    assert refine_phase_config(make_config("quick", refine_tv_weight=0.05)).tv_weight == 0.05
+    assert refine_phase_config(make_config("quick")).tv_weight == 0.01  # the "refine" preset's
+    light, heavy = (invert(tiny_cnn, 3, "preview", seed=0, device=reproducible_device, progress=False,
+                           refine_tv_weight=w, **TINY) for w in (0.01, 10.0))
+    assert torch.equal(light.snapshots[1], heavy.snapshots[1])  # the same stages
+    assert not torch.equal(light.images, heavy.images)
 
 
 def test_a_refined_run_in_chunks_equals_one_run(tiny_cnn, reproducible_device):

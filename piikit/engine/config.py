@@ -222,6 +222,7 @@ class InversionConfig(ConfigBase):
     rotate: float = 0.0  # per-copy random rotation U(-r, r) in degrees; paper: 0
     refine_steps: int = 0  # then a refine phase: this many steps of DeepInversion (DEEPINVERSION_PRESETS["refine"]) from the final image, in the same run; paper: 0 (PII §5.2 refines separately)
     refine_bn_prior: bool = True  # the refine phase's BatchNorm statistics prior, where the model has BatchNorm; off: TV and L2 alone, on the folded model if fold_bn (its hooks need the unfolded one)
+    refine_tv_weight: float = 1e-2  # the refine phase's TV weight (DeepInversion's form, of the normalized image); 1e-2 is DEEPINVERSION_PRESETS["refine"]'s
 
     # Speed, no effect on the maths beyond rounding (amp and channels_last are in ConfigBase).
     fold_bn: bool = False  # run a copy with each BatchNorm folded into its convolution (piikit.models.folding); logit objectives only
@@ -240,6 +241,7 @@ class InversionConfig(ConfigBase):
         check_float("beta", self.beta, low=0.0)
         check_float("tv_weight", self.tv_weight, low=0.0)
         check_float("l2_weight", self.l2_weight, low=0.0)
+        check_float("refine_tv_weight", self.refine_tv_weight, low=0.0)
         check_float("zoom_jitter", self.zoom_jitter, low=0.0, high=1.0, high_open=True)
         check_float("rotate", self.rotate, low=0.0)
 

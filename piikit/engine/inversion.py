@@ -526,7 +526,9 @@ class Inversion:
                 self._call("on_step_end", state)
                 if self.step_in_stage == cfg.steps_per_stage:
                     self._end_stage()
-                    progress.stage_end(state, self.elapsed_s + time.perf_counter() - started)
+                    # The phases after the first are named: "stage 5/5 (224 px, DeepInversion)".
+                    phase = self.phases[self.phase_index].name if self.phase_index > 0 else None
+                    progress.stage_end(state, self.elapsed_s + time.perf_counter() - started, phase)
                 if state.stop_requested:
                     self.stop_reason = state.stop_requested
                     break

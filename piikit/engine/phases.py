@@ -59,10 +59,10 @@ def _config_priors(config: InversionConfig) -> tuple[LossTerm, ...]:
 
 def refine_phase_config(config: InversionConfig) -> DeepInversionConfig:
     """The DeepInversion settings of ``config``'s refine phase: the ``"refine"`` preset for
-    ``refine_steps`` steps, the BatchNorm prior unless ``refine_bn_prior=False``."""
+    ``refine_steps`` steps at ``refine_tv_weight``, the BatchNorm prior unless ``refine_bn_prior=False``."""
     return DEEPINVERSION_PRESETS["refine"].replace(
-        steps=config.refine_steps, amp=config.amp, channels_last=config.channels_last, compile_model=config.compile_model,
-        bn_prior="auto" if config.refine_bn_prior else "off")
+        steps=config.refine_steps, tv_weight=config.refine_tv_weight, amp=config.amp, channels_last=config.channels_last,
+        compile_model=config.compile_model, bn_prior="auto" if config.refine_bn_prior else "off")
 
 
 def run_phases(config: InversionConfig, model: Classifier, size: int,

@@ -81,12 +81,15 @@ class Progress:
                 postfix["p(target)"] = f"{prob:.2f}"
             self.bar.set_postfix(postfix)
 
-    def stage_end(self, state: "StepState", elapsed_s: float) -> None:
+    def stage_end(self, state: "StepState", elapsed_s: float, phase: str | None = None) -> None:
+        """One line per finished stage; ``phase`` names the part of a run with several
+        (PII's stages, then DeepInversion), all counted as stages of the one run."""
         if not self.lines:
             return
         loss, prob = self._numbers(state)
         side = state.image.shape[-1]
-        text = (f"{self.desc}: stage {state.stage + 1}/{self.stages} ({side} px) done, "
+        where = f"{side} px, {phase}" if phase else f"{side} px"
+        text = (f"{self.desc}: stage {state.stage + 1}/{self.stages} ({where}) done, "
                 f"step {state.global_step}/{self.total}, loss/image {loss:.3f}")
         if prob is not None:
             text += f", p(target) {prob:.2f}"

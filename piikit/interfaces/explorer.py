@@ -102,6 +102,7 @@ def _knobs() -> dict[str, w.ValueWidget]:
                              tooltip="then this many steps of DeepInversion's refinement, in the same run (0: none)"),
         "refine_bn_prior": _box(w.Checkbox, description="refine BN prior", indent=True,
                                 tooltip="match the BatchNorm statistics while refining (off: TV and L2 only, ~4x cheaper)"),
+        "refine_tv_weight": _box(w.BoundedFloatText, min=0.0, max=1e6, step=1e-3, description="refine TV"),
     }
     docs = InversionConfig.field_docs()
     for name, knob in knobs.items():
@@ -114,7 +115,7 @@ KNOB_GROUPS: dict[str, tuple[str, ...]] = {
     "stages": ("stages", "steps_per_stage", "schedule", "image_size", "border"),
     "augment": ("ensemble", "color_shift", "alpha", "beta", "jitter", "flip", "zoom_jitter", "rotate"),
     "optimizer": ("param", "lowres_factor", "lr", "lr_schedule", "tv_weight", "l2_weight"),
-    "refine": ("refine_steps", "refine_bn_prior"),
+    "refine": ("refine_steps", "refine_bn_prior", "refine_tv_weight"),
 }
 
 
