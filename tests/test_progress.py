@@ -54,4 +54,3 @@ def test_on_a_terminal_a_live_bar_is_drawn(tiny_cnn, device):
     assert "\r" in text and "model ×1" in text
     assert "loss/image=2.500" in text and "p(target)=0.25" in text
     assert "stage 1/2 (8 px) done" not in text  # the per-stage line is for non-terminals only
-
