@@ -66,16 +66,16 @@ class SanityThresholds:
 
     # Cosine of the evaluators' features between the image and the randomized model's image
     # at or above which the image is the method's. Calibration (Lite1/Lite2 features): Lite0
-    # `quick` 0.10-0.26 (12 of the 48 classes); two unrelated photos 0.10-0.62; a Lite0 with
-    # random weights 0.87-0.96.
+    # `quick` 0.10-0.41 (all 48 classes); two unrelated photos 0.10-0.62; a Lite0 with random
+    # weights 0.87-0.96 (48).
     randomization: float = 0.75
     # The target must be within this rank for at least one evaluator (score()'s top-5).
-    # Lite0 `quick`: rank 1 for 19 of 20 classes (robin's failed image: 14); random weights: 149-927.
+    # Lite0 `quick`: rank 1 for 47 of 48 classes (robin's failed image: 14); random weights: 22-960.
     transfer_rank: int = 5
     # Mean per-layer distance from BatchNorm running statistics above which the image is
-    # processed unlike a natural photo. Under Lite1: Lite0 `quick` 0.85-1.34 (20 classes; robin's
-    # failed image 1.58); scikit-image's object photos 0.88-1.44 (grey textures and the Hubble
-    # field 1.7-2.2); random weights 2.03-2.12.
+    # processed unlike a natural photo. Under Lite1: Lite0 `quick` 0.85-1.58 (48 classes; the
+    # highest is robin's failed image); scikit-image's object photos 0.88-1.44 (grey textures and
+    # the Hubble field 1.7-2.2); random weights 2.00-2.13.
     naturalness: float = 1.6
 
 
