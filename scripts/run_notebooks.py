@@ -3,7 +3,7 @@
     python scripts/run_notebooks.py                      # the notebooks whose code or inputs changed
     python scripts/run_notebooks.py notebooks/07_architectures.ipynb 12   # these (path or prefix), always
     python scripts/run_notebooks.py --force              # every notebook
-    python scripts/run_notebooks.py --list               # which are stale, and why; runs nothing
+    python scripts/run_notebooks.py --list               # which are stale, and why (and where piikit/ changed since)
     python scripts/run_notebooks.py --shrink-only 03     # re-fit the committed images to the size budget
     python scripts/run_notebooks.py --thumbnails-only --thumbnail 11=panel.png 11   # a screenshot as 11's thumbnail
     make notebooks                                       # the first line, with the project's venv
@@ -118,9 +118,23 @@ def stale_reason(nb: dict) -> str | None:
     return None
 
 
-def _git(*args: str) -> str:
+def library_changes(nb: dict) -> list[str] | None:
+    """The files under ``piikit/`` that differ now from the commit the outputs were made at
+    (None: no commit recorded, or git cannot tell). Informational only: a notebook's outputs
+    are not stale when, say, a preset changes, but its images may no longer be the ones the
+    preset makes today, which ``--list`` says so that the notebook can be re-run by name."""
+    commit = (provenance(nb) or {}).get("piikit_commit")
+    if not commit or not _git("cat-file", "-e", f"{commit}^{{commit}}", ok="yes"):
+        return None
+    changed = _git("diff", "--name-only", commit, "--", "piikit")
+    return changed.splitlines() if changed else []
+
+
+def _git(*args: str, ok: str | None = None) -> str:
+    """git's output (``ok`` instead, when given and git succeeded); "" when git fails."""
     try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        return out if ok is None else ok
     except (OSError, subprocess.CalledProcessError):
         return ""
 
@@ -435,7 +449,10 @@ def main(argv: list[str] | None = None) -> int:
         nb = nbformat.read(path, as_version=4)
         reason = stale_reason(nb)
         if args.list:
-            print(f"{path.stem}: {reason or 'up to date'}")
+            changed = None if reason else library_changes(nb)
+            drift = f" (piikit/ changed since: {len(changed)} files: {', '.join(changed[:3])}" \
+                    f"{', ...' if len(changed) > 3 else ''})" if changed else ""
+            print(f"{path.stem}: {reason or 'up to date'}{drift}")
             continue
         if args.shrink_only:
             before, after = shrink(nb, args.max_width, budget)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,19 @@ def test_stale_reason_names_what_is_wrong():
     assert RUNNER.stale_reason(nb) is None
     nb["cells"][0]["source"] = "2"
     assert RUNNER.stale_reason(nb) == "code changed"
+
+
+def test_library_changes_lists_the_package_files_changed_since_the_run():
+    history = subprocess.run(["git", "rev-list", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    if len(history) < 2:
+        pytest.skip("a checkout without history (shallow clone)")
+    first = history[-1]
+    nb = {"cells": [], "metadata": {"piikit": {"provenance": {"piikit_commit": first}}}}
+    changed = RUNNER.library_changes(nb)
+    assert "piikit/__init__.py" in changed and all(name.startswith("piikit/") for name in changed)
+    nb["metadata"]["piikit"]["provenance"]["piikit_commit"] = "0" * 40
+    assert RUNNER.library_changes(nb) is None
+    assert RUNNER.library_changes({"cells": [], "metadata": {}}) is None
 
 
 def test_fit_image_makes_photos_jpeg_and_keeps_plots_png():
