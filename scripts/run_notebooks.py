@@ -124,17 +124,15 @@ def library_changes(nb: dict) -> list[str] | None:
     are not stale when, say, a preset changes, but its images may no longer be the ones the
     preset makes today, which ``--list`` says so that the notebook can be re-run by name."""
     commit = (provenance(nb) or {}).get("piikit_commit")
-    if not commit or not _git("cat-file", "-e", f"{commit}^{{commit}}", ok="yes"):
+    if not commit or not _git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"):
         return None
     changed = _git("diff", "--name-only", commit, "--", "piikit")
     return changed.splitlines() if changed else []
 
 
-def _git(*args: str, ok: str | None = None) -> str:
-    """git's output (``ok`` instead, when given and git succeeded); "" when git fails."""
+def _git(*args: str) -> str:
     try:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        return out if ok is None else ok
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return ""
 
