@@ -46,6 +46,11 @@ The results live in ``piikit/data/ablations/`` (package data: the notebooks read
     python benchmarks/ablations.py --units pixels/base readable/base --seeds 0
     python benchmarks/ablations.py --table                       # the tables from the file
     python benchmarks/ablations.py --plan                        # the units, their order and which are done
+
+Two cores run two processes, each with its own ``--out`` (a copy of the results folder); then
+``--merge`` adds their new units to one folder:
+
+    python benchmarks/ablations.py --merge run-a run-b           # into the default --out
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -213,6 +219,34 @@ def load_report(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
             "runs": [], "units": {}}
 
 
+def merge_results(out: Path, others: Sequence[Path]) -> list[str]:
+    """Add to ``out`` the units of other results folders (runs side by side, each with its own
+    ``--out``), with their thumbnails and run records; the unit keys added, in order.
+
+    The folders must share the settings (model, evaluators, size, classes). A unit that ``out``
+    already holds is kept as it is: a unit is one deterministic run, so a second copy of it is
+    another measurement of the same thing and is not averaged in."""
+    report = json.loads((out / "ablations.json").read_text())
+    added = []
+    for other in others:
+        theirs = json.loads((other / "ablations.json").read_text())
+        changed = [k for k in ("model", "evaluators", "size", "draw_seed", "classes") if theirs.get(k) != report.get(k)]
+        if changed:
+            raise SystemExit(f"{other} was made with other {', '.join(changed)} than {out}; not merged")
+        new = {k: u for k, u in theirs["units"].items() if k not in report["units"]}
+        for key, unit in new.items():
+            (out / unit["thumbs"]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(other / unit["thumbs"], out / unit["thumbs"])
+            report["units"][key] = unit
+        known = {r.get("started") for r in report.setdefault("runs", [])}
+        report["runs"] += [r for r in theirs.get("runs", []) if r.get("started") not in known]
+        report["updated"] = max(report.get("updated", ""), theirs.get("updated", ""))
+        added += list(new)
+    report["summary"] = summarize(report)
+    write_atomic(out / "ablations.json", json.dumps(report, indent=1).encode())
+    return added
+
+
 def run_unit(model: Any, report: dict[str, Any], base: str, condition: str, seed: int, out: Path,
              device: str, config: piikit.InversionConfig | None = None, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """Invert, score and save one unit; its record for the results file."""
@@ -252,12 +286,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results folder (default {DEFAULT_OUT})")
     parser.add_argument("--table", action="store_true", help="print the results file's tables and exit")
     parser.add_argument("--plan", action="store_true", help="list the units in order (done ones marked) and exit")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="DIR",
+                        help="add the units of these results folders (side-by-side runs) to --out and exit")
     args = parser.parse_args()
 
     settings = {"model": args.model, "evaluators": default_evaluators(args.model), "size": args.size,
                 "draw_seed": args.draw_seed, "classes": draw_classes(args.n_classes, args.draw_seed)}
     if args.table:
         print(format_tables(json.loads((args.out / "ablations.json").read_text())))
+        return
+    if args.merge:
+        added = merge_results(args.out, args.merge)
+        print(f"{len(added)} units added to {args.out / 'ablations.json'}: {', '.join(added) or 'none'}")
         return
     report = load_report(args.out, settings)
     report["labels"] = [piikit.labels.label(c) for c in report["classes"]]

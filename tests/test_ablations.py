@@ -9,6 +9,7 @@ the GPU script runs for real on the CPU at a tiny budget."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -197,6 +198,31 @@ def test_thumbnails_come_back_as_saved(results: Path) -> None:
     assert torch.allclose(tiles, torch.full_like(tiles, 0.8), atol=0.02)  # JPEG keeps a flat colour
     with pytest.raises(KeyError, match="pixels/no_colorshift"):
         ablation_thumbnails(results, "pixels", "no_colorshift", 1)
+
+
+def test_merge_adds_a_side_by_side_runs_new_units_with_their_images(results: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(results, other)
+    report = json.loads((other / "ablations.json").read_text())
+    report["units"]["pixels/no_colorshift/1"] = _unit("pixels", "no_colorshift", 1, report["classes"], [7] * 6,
+                                                      torch.full((6, 3, 40, 40), 0.3), other)
+    report["units"]["pixels/base/0"]["images"][0]["rank"] = {e: 9 for e in EVALUATORS}  # a second copy: not taken
+    report["runs"] = [{"started": "2026-12-02T10:00:00+00:00"}]
+    (other / "ablations.json").write_text(json.dumps(report))
+
+    assert ablations.merge_results(results, [other]) == ["pixels/no_colorshift/1"]
+    merged = json.loads((results / "ablations.json").read_text())
+    assert merged["units"]["pixels/base/0"]["images"][0]["rank"]["efficientnet_lite1"] == 1
+    assert merged["summary"]["pixels"]["no_colorshift"]["seeds"] == [0, 1]
+    assert [r["started"] for r in merged["runs"]] == ["2026-12-02T10:00:00+00:00"]
+    tiles = ablation_thumbnails(results, "pixels", "no_colorshift", 1)
+    assert torch.allclose(tiles, torch.full_like(tiles, 0.3), atol=0.02)
+    assert ablations.merge_results(results, [other]) == []  # merging again adds nothing
+
+    report["classes"] = [1, 2, 3, 4, 5, 7]
+    (other / "ablations.json").write_text(json.dumps(report))
+    with pytest.raises(SystemExit, match="other classes"):
+        ablations.merge_results(results, [other])
 
 
 def test_deadline_stops_a_run_and_says_how_far_it_got() -> None:
