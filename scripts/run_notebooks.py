@@ -119,14 +119,15 @@ def stale_reason(nb: dict) -> str | None:
 
 
 def library_changes(nb: dict) -> list[str] | None:
-    """The files under ``piikit/`` that differ now from the commit the outputs were made at
-    (None: no commit recorded, or git cannot tell). Informational only: a notebook's outputs
+    """The files of the package's code (``piikit/`` but its data, which notebooks declare as
+    inputs and staleness already covers) that differ now from the commit the outputs were made
+    at (None: no commit recorded, or git cannot tell). Informational only: a notebook's outputs
     are not stale when, say, a preset changes, but its images may no longer be the ones the
     preset makes today, which ``--list`` says so that the notebook can be re-run by name."""
     commit = (provenance(nb) or {}).get("piikit_commit")
     if not commit or not _git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"):
         return None
-    changed = _git("diff", "--name-only", commit, "--", "piikit")
+    changed = _git("diff", "--name-only", commit, "--", "piikit", ":(exclude)piikit/data")
     return changed.splitlines() if changed else []
 
 

@@ -68,6 +68,7 @@ def test_library_changes_lists_the_package_files_changed_since_the_run():
     nb = {"cells": [], "metadata": {"piikit": {"provenance": {"piikit_commit": first}}}}
     changed = RUNNER.library_changes(nb)
     assert "piikit/__init__.py" in changed and all(name.startswith("piikit/") for name in changed)
+    assert not any(name.startswith("piikit/data/") for name in changed)  # data are declared inputs
     nb["metadata"]["piikit"]["provenance"]["piikit_commit"] = "0" * 40
     assert RUNNER.library_changes(nb) is None
     assert RUNNER.library_changes({"cells": [], "metadata": {}}) is None
