@@ -76,10 +76,13 @@ def ablation_thumbnails(results: str | os.PathLike[str] | Mapping[str, Any] | No
 def ablation_images(results: str | os.PathLike[str] | Mapping[str, Any] | None, base: str,
                     conditions: Sequence[str], seed: int = 0) -> dict[str, torch.Tensor | None]:
     """Each condition's saved images on one base and seed (:func:`ablation_thumbnails`), None
-    where that unit has not run; for :func:`piikit.plot_ablation_grid`."""
+    where that unit has not run yet; for :func:`piikit.plot_ablation_grid`. Conditions the
+    benchmark does not plan on this base (``ensemble_4`` on pixels, whose base has 4) are left
+    out, so that no row waits for a unit that will never come."""
     report = ablation_results(results)
+    planned = [c for c in conditions if base in report.get("conditions", {}).get(c, {}).get("bases", [base])]
     return {c: ablation_thumbnails(report, base, c, seed) if f"{base}/{c}/{seed}" in report["units"] else None
-            for c in conditions}
+            for c in planned}
 
 
 # ---------------------------------------------------------------------------- statistics
