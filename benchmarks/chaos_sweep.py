@@ -124,15 +124,20 @@ def run_two(command: list[str], env: dict[str, str], kills: int, rng: random.Ran
                 continue
             if sum(done_kills.values()) + len(plans) >= kills and i not in plans:
                 continue  # the kill budget is spent or promised: let it finish
-            now = time.monotonic()
+            now, share = time.monotonic(), finished(folders) / classes
             if i not in plans:
-                if kills and finished(folders) / classes > (sum(done_kills.values()) + len(plans)) / kills:
+                if share > (sum(done_kills.values()) + len(plans)) / kills:
                     young = now - slot.started < 0.5
                     plans[i] = ("start" if young else "work", slot.started + rng.uniform(0.0, 0.5) if young else now)
                 else:
                     kind = rng.choice(KINDS)
                     plans[i] = (kind, slot.started + rng.uniform(0.0, 6.0) if kind == "start" else 0.0)
             kind, at = plans[i]
+            if share > 0.8:
+                # Late: a kill waiting for a start, a save or an unlogged moment could miss every
+                # such moment of the last short classes and let the sweep end with kills unspent.
+                kind, at = "work" if slot.working() else "start", now
+                plans[i] = (kind, at)
             if kind == "start":
                 fire = now >= at
             elif kind == "work":
