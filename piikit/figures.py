@@ -138,10 +138,11 @@ def plot_ablations(summary: Mapping[str, Any], conditions: Sequence[str], bases:
                    report: Mapping[str, Any] | None = None) -> Figure:
     """The ablation benchmark's summary (:func:`piikit.summarize_ablations`) as intervals: a
     row of panels per base, one panel per metric; per condition and evaluator a dot at the
-    mean with its 95 % interval over classes, the base's interval shaded behind (one band per
-    evaluator), and ``*`` where the paired difference to the base excludes 0. A condition
-    without results says "not measured yet", or, given the results' ``report``
-    (:func:`piikit.ablation_results`), "not run on this base" where the benchmark has no such unit."""
+    mean with its 95 % interval over classes, the base's interval on the same seeds shaded
+    behind (one band per evaluator), and ``*`` where the paired difference to the base
+    excludes 0. A condition without results says "not measured yet", or, given the results'
+    ``report`` (:func:`piikit.ablation_results`), "not run on this base" where the benchmark
+    has no such unit."""
     names = list(conditions)
     labels = dict(labels or {})
     fig = new_figure(figsize=(3.4 * len(metrics) + 1.6, (0.42 * len(names) + 0.9) * len(bases)))
@@ -157,9 +158,6 @@ def plot_ablations(summary: Mapping[str, Any], conditions: Sequence[str], bases:
             for g, ev in enumerate(groups):
                 colour = colours[g % len(colours)]
                 offset = (g - (len(groups) - 1) / 2) * 0.22
-                if "base" in rows:
-                    low, high = rows["base"][ev][metric]["ci_classes"]
-                    ax.axvspan(low, high, color=colour, alpha=0.12, lw=0)
                 for k, name in enumerate(names):
                     entry = rows.get(name)
                     if entry is None:
@@ -171,6 +169,11 @@ def plot_ablations(summary: Mapping[str, Any], conditions: Sequence[str], bases:
                         continue
                     stats = entry[ev][metric]
                     low, high = stats["ci_classes"]
+                    # The band is the base's interval on this row's own seeds, so that a row
+                    # measured on fewer seeds is held against a base of the same seeds.
+                    band = stats["ci_classes"] if name == "base" else stats.get("base_ci")
+                    if band is not None:
+                        ax.fill_betweenx([y[k] - 0.45, y[k] + 0.45], *band, color=colour, alpha=0.12, lw=0)
                     label = None if metric == "tv" or ax.get_legend_handles_labels()[1].count(
                         ev.replace("efficientnet_", "")) else ev.replace("efficientnet_", "")
                     ax.errorbar(stats["mean"], y[k] + offset, xerr=[[stats["mean"] - low], [high - stats["mean"]]],
@@ -186,7 +189,7 @@ def plot_ablations(summary: Mapping[str, Any], conditions: Sequence[str], bases:
     handles, names_ = grid[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, names_, loc="outside lower center", ncols=len(handles), fontsize=8)
-    fig.suptitle("mean with 95 % interval over classes; shaded: the base's interval; "
+    fig.suptitle("mean with 95 % interval over classes; shaded: the base's interval on the row's seeds; "
                  "* the paired difference to the base excludes 0", fontsize=9)
     return fig
 

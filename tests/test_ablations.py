@@ -110,6 +110,23 @@ def test_verdict_flips_between_one_lost_class_and_five(tmp_path: Path) -> None:
     assert "more often than the base's" in ablation_takeaways(better, ["no_jitter"], bases=["pixels"])[0]
 
 
+def test_a_row_on_fewer_seeds_is_held_against_the_base_on_those_seeds(tmp_path: Path) -> None:
+    report = _flip_report(tmp_path, 0)
+    images = torch.zeros(16, 3, 8, 8)
+    for seed in (1, 2):  # the base fails half its classes on the seeds the condition lacks
+        report["units"][f"pixels/base/{seed}"] = _unit("pixels", "base", seed, list(range(16)), [9] * 8 + [1] * 8,
+                                                       images, tmp_path)
+        del report["units"][f"pixels/no_jitter/{seed}"]
+    rows = summarize_ablations(report)["pixels"]
+    assert rows["base"]["efficientnet_lite1"]["top1"]["ci_classes"][0] < 0.9
+    assert rows["no_jitter"]["efficientnet_lite1"]["top1"]["base_ci"] == [1.0, 1.0]
+    fig = piikit.plot_ablations({"pixels": rows}, ["base", "no_jitter"], bases=["pixels"],
+                                metrics=["top1"], report=report)
+    bands = [c.get_paths()[0].get_extents() for c in fig.axes[0].collections if c.get_alpha() == 0.12]
+    assert sorted((round(b.x0, 2), round(b.x1, 2)) for b in bands)[-1] == (1.0, 1.0)
+    assert min(b.x0 for b in bands) < 0.9
+
+
 def test_the_shipped_results_read_whatever_units_they_hold() -> None:
     report = piikit.ablation_results()
     summary = piikit.summarize_ablations(report)

@@ -80,9 +80,14 @@ def ablation_images(results: str | os.PathLike[str] | Mapping[str, Any] | None, 
     benchmark does not plan on this base (``ensemble_4`` on pixels, whose base has 4) are left
     out, so that no row waits for a unit that will never come."""
     report = ablation_results(results)
-    planned = [c for c in conditions if base in report.get("conditions", {}).get(c, {}).get("bases", [base])]
     return {c: ablation_thumbnails(report, base, c, seed) if f"{base}/{c}/{seed}" in report["units"] else None
-            for c in planned}
+            for c in conditions if planned_on(report, base, c)}
+
+
+def planned_on(report: Mapping[str, Any] | None, base: str, condition: str) -> bool:
+    """Whether the benchmark has units of ``condition`` on ``base`` (results without a plan:
+    every condition on every base)."""
+    return base in (report or {}).get("conditions", {}).get(condition, {}).get("bases", [base])
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -125,9 +130,9 @@ def summarize_ablations(results: str | os.PathLike[str] | Mapping[str, Any] | No
     evaluator, or ``"tv"``). Each condition also has ``seeds``, ``work`` (forward/backward
     passes per class, in full-size samples) and ``s_per_class``. Stats: ``mean``,
     ``ci_classes``, ``ci_seeds``, ``n_classes``, ``n_seeds``; for a condition other than the
-    base, on the seeds both ran: ``base_mean``, ``diff``, ``ci_diff``, ``differs`` (the paired
-    interval excludes 0), ``apart`` (the two intervals over classes do not overlap) and
-    ``paired_seeds``. Conditions not run are absent."""
+    base, on the seeds both ran: ``base_mean``, ``base_ci`` (over classes), ``diff``,
+    ``ci_diff``, ``differs`` (the paired interval excludes 0), ``apart`` (the two intervals
+    over classes do not overlap) and ``paired_seeds``. Conditions not run are absent."""
     report = ablation_results(results)
     key = hashlib.sha1(json.dumps([report["units"], report.get("evaluators")], sort_keys=True).encode()).hexdigest()
     if key in _CACHE:
@@ -160,7 +165,7 @@ def summarize_ablations(results: str | os.PathLike[str] | Mapping[str, Any] | No
                     ci = bootstrap_interval(diff, 1)
                     ref_ci = bootstrap_interval(ref_v, 1)
                     own_ci = bootstrap_interval(mine_v, 1)
-                    stats.update(base_mean=float(ref_v.mean()), diff=float(diff.mean()), ci_diff=ci,
+                    stats.update(base_mean=float(ref_v.mean()), base_ci=ref_ci, diff=float(diff.mean()), ci_diff=ci,
                                  differs=bool(ci[0] > 0 or ci[1] < 0),
                                  apart=bool(own_ci[0] > ref_ci[1] or own_ci[1] < ref_ci[0]), paired_seeds=both)
                 entry.setdefault(ev or "tv", {})[metric] = stats
@@ -196,7 +201,7 @@ def ablation_table(results: str | os.PathLike[str] | Mapping[str, Any] | None = 
     for name in [base] if base else list(summary):
         rows = summary.get(name, {})
         wanted = list(conditions) if conditions else [c for c in report.get("conditions", rows)
-                                                      if name in report["conditions"].get(c, {}).get("bases", [name])]
+                                                      if planned_on(report, name, c)]
         description = report.get("bases", {}).get(name, {}).get("description", name)
         lines.append(f"\n{name}: {description}; {len(report['classes'])} classes (draw seed {report.get('draw_seed')})")
         head = "".join(f"{'TV' if m == 'tv' else _short(ev) + ' ' + _NAMES[m]:<{width}}" for ev, m in cols)
