@@ -130,7 +130,10 @@ def run_two(command: list[str], env: dict[str, str], kills: int, rng: random.Ran
                     young = now - slot.started < 0.5
                     plans[i] = ("start" if young else "work", slot.started + rng.uniform(0.0, 0.5) if young else now)
                 else:
-                    kind = rng.choice(KINDS)
+                    # Until one kill has landed mid-save, one slot's kill waits for a save: a sweep
+                    # of short classes has brief save moments, and random kinds could miss them all.
+                    wait_for_save = not done_kills["save"] and all(k != "save" for k, _ in plans.values())
+                    kind = "save" if wait_for_save else rng.choice(KINDS)
                     plans[i] = (kind, slot.started + rng.uniform(0.0, 6.0) if kind == "start" else 0.0)
             kind, at = plans[i]
             if share > 0.8:
