@@ -84,10 +84,10 @@ def ablation_images(results: str | os.PathLike[str] | Mapping[str, Any] | None, 
             for c in conditions if planned_on(report, base, c)}
 
 
-def planned_on(report: Mapping[str, Any] | None, base: str, condition: str) -> bool:
+def planned_on(report: Mapping[str, Any], base: str, condition: str) -> bool:
     """Whether the benchmark has units of ``condition`` on ``base`` (results without a plan:
     every condition on every base)."""
-    return base in (report or {}).get("conditions", {}).get(condition, {}).get("bases", [base])
+    return base in report.get("conditions", {}).get(condition, {}).get("bases", [base])
 
 
 # ---------------------------------------------------------------------------- statistics
