@@ -60,6 +60,8 @@ _EXPORTS: dict[str, str] = {
     "summarize_ablations": "piikit.analysis.ablations",
     "ablation_table": "piikit.analysis.ablations",
     "ablation_takeaways": "piikit.analysis.ablations",
+    "paper_claim_takeaways": "piikit.analysis.claims",
+    "check_claim": "piikit.analysis.claims",
     "plot_ablations": "piikit.figures",
     "plot_ablation_grid": "piikit.figures",
     # what the notebooks show: tables, figures, photos, measures of an image, architecture matrices
@@ -170,6 +172,8 @@ if TYPE_CHECKING:  # the same names, for type checkers and IDEs
     from piikit.analysis.ablations import ablation_takeaways as ablation_takeaways
     from piikit.analysis.ablations import ablation_thumbnails as ablation_thumbnails
     from piikit.analysis.ablations import summarize_ablations as summarize_ablations
+    from piikit.analysis.claims import check_claim as check_claim
+    from piikit.analysis.claims import paper_claim_takeaways as paper_claim_takeaways
     from piikit.figures import plot_ablation_grid as plot_ablation_grid
     from piikit.figures import plot_ablations as plot_ablations
     from piikit.interfaces.atlas import atlas as atlas

@@ -25,6 +25,7 @@ import ablations  # noqa: E402
 import ablations_gpu  # noqa: E402
 from piikit.analysis.ablations import (ablation_table, ablation_takeaways, ablation_thumbnails,  # noqa: E402
                                       bootstrap_interval, summarize_ablations)
+from piikit.analysis.claims import PAPER_CLAIMS  # noqa: E402
 from piikit.interfaces.widgets import condition_grid  # noqa: E402
 
 EVALUATORS = ["efficientnet_lite1", "efficientnet_lite2"]
@@ -127,6 +128,51 @@ def test_a_row_on_fewer_seeds_is_held_against_the_base_on_those_seeds(tmp_path: 
     assert min(b.x0 for b in bands) < 0.9
 
 
+def _claims_report(tmp_path: Path, outcomes: dict[str, str], base: str = "pixels") -> dict:
+    """The base and the given conditions on 16 classes x 3 seeds. The base is recognised on
+    classes 0-9 and not on 10-15; a condition is ``"same"``, ``"worse"`` (also lost on 0-4)
+    or ``"better"`` (recognised on 10-15 too)."""
+    classes = list(range(16))
+    good = {"same": range(10), "worse": range(5, 10), "better": range(16)}
+    report = {"evaluators": EVALUATORS, "classes": classes, "bases": {base: {"description": base}},
+              "conditions": {c: {"description": d, "bases": list(b)} for c, (d, _, b) in ablations.CONDITIONS.items()},
+              "units": {}}
+    for condition, outcome in {"base": "same", **outcomes}.items():
+        ranks = [1 if c in good[outcome] else 9 for c in classes]
+        for seed in range(3):
+            report["units"][f"{base}/{condition}/{seed}"] = _unit(
+                base, condition, seed, classes, ranks, torch.zeros(16, 3, 8, 8), tmp_path,
+                [0.9 if r == 1 else 0.1 for r in ranks])
+    return report
+
+
+def test_a_paper_claim_reproduces_only_where_every_condition_goes_its_way(tmp_path: Path) -> None:
+    as_paper = {"ensemble_1": "worse", "ensemble_2": "worse", "ensemble_8": "better"}
+    check = piikit.check_claim(_claims_report(tmp_path, as_paper), "ensembling", "pixels")
+    assert check["outcome"] == "reproduces" and all(c["met"] for c in check["conditions"])
+    # the pixel base is the ensemble of 4, so that condition is not part of the check there
+    assert [c["condition"] for c in check["conditions"]] == ["ensemble_1", "ensemble_2", "ensemble_8"]
+    flat = _claims_report(tmp_path, {**as_paper, "ensemble_8": "same"})
+    assert piikit.check_claim(flat, "ensembling", "pixels")["outcome"] == "partly"
+    nothing = _claims_report(tmp_path, dict.fromkeys(as_paper, "same"))
+    assert piikit.check_claim(nothing, "ensembling", "pixels")["outcome"] == "does not reproduce"
+    line = piikit.paper_claim_takeaways(flat, ["ensembling"], bases=["pixels"])[1]
+    assert line.startswith("  pixels: partly. As predicted: ensemble of 1: loses (Lite1 top-1 -0.31 [")
+    assert "Not as predicted: ensemble of 8: no difference shown (Lite1 top-1 +0.00 [+0.00, +0.00]" in line
+    # "not worse" holds for no difference and for a gain, not for a loss
+    tv = {"tv_0.01": "same", "tv_0.1": "better", "tv_1": "worse"}
+    rows = {c["condition"]: c["met"] for c in piikit.check_claim(_claims_report(tmp_path, tv), "tv_optional",
+                                                                  "pixels")["conditions"]}
+    assert rows == {"tv_0.01": True, "tv_0.1": True, "tv_1": False, "tv_0.01_no_colorshift": None,
+                    "tv_0.1_no_colorshift": None, "tv_1_no_colorshift": None}
+    said = piikit.paper_claim_takeaways(_claims_report(tmp_path, tv), ["tv_optional"], bases=["pixels"])[1]
+    assert "Not measured yet: TV weight 0.01, ColorShift off (Fig. 4)" in said
+    # the readable base plans ensemble 4; with only the base run nothing is decided yet
+    empty = _claims_report(tmp_path, {}, base="readable")
+    check = piikit.check_claim(empty, "ensembling", "readable")
+    assert check["outcome"] == "not measured yet" and "ensemble_4" in [c["condition"] for c in check["conditions"]]
+
+
 def test_the_shipped_results_read_whatever_units_they_hold() -> None:
     report = piikit.ablation_results()
     summary = piikit.summarize_ablations(report)
@@ -150,6 +196,9 @@ def test_the_shipped_results_read_whatever_units_they_hold() -> None:
     assert list(piikit.ablation_images(report, "pixels", ["base", "ensemble_4"])) == ["base"]
     fig = piikit.plot_ablation_grid(images, report["labels"])
     assert len(fig.axes) == 2 * 16
+    said = piikit.paper_claim_takeaways(report)
+    assert said[0].startswith("The paper, §3.1") and len(said) == len(PAPER_CLAIMS) + 7  # TV: pixels only
+    assert all(line.startswith(("  pixels: ", "  readable: ", "The paper, ")) for line in said)
     bars = piikit.plot_ablations(summary, ["base", "no_colorshift", "no_such_unit"])
     assert len(bars.axes) == 2 * 3 and any("not measured yet" in t.get_text() for t in bars.axes[0].texts)
 

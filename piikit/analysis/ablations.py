@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 __all__ = ["ablation_results", "ablation_thumbnails", "ablation_images", "bootstrap_interval", "summarize_ablations",
-           "ablation_table", "ablation_takeaways", "METRICS"]
+           "ablation_table", "ablation_takeaways", "recognition_verdict", "describe_difference", "condition_description",
+           "planned_on", "METRICS"]
 
 #: Per evaluator: top-1 and top-5 hit rates and the target probability; TV (noise) once.
 METRICS = ("top1", "top5", "prob", "tv")
@@ -179,7 +180,8 @@ def _short(evaluator: str) -> str:
     return evaluator.replace("efficientnet_", "").capitalize()
 
 
-def _describe(report: Mapping[str, Any], condition: str) -> str:
+def condition_description(report: Mapping[str, Any], condition: str) -> str:
+    """The benchmark's words for a condition (e.g. "zoom only (Fig. 6 'Z')")."""
     return report.get("conditions", {}).get(condition, {}).get("description", condition)
 
 
@@ -224,9 +226,10 @@ def ablation_table(results: str | os.PathLike[str] | Mapping[str, Any] | None = 
     return "\n".join(lines)
 
 
-def _verdict(entry: Mapping[str, Any], evaluators: Sequence[str]) -> str:
-    """Whether other models recognise the condition's images more or less often than the
-    base's: from the paired top-1 and probability intervals of every evaluator."""
+def recognition_verdict(entry: Mapping[str, Any], evaluators: Sequence[str]) -> str:
+    """Whether other models recognise a condition's images more or less often than the
+    base's (``"worse"``, ``"better"``, ``"mixed"`` or ``"no difference shown"``): from the
+    paired top-1 and probability intervals of every evaluator, on a summary entry."""
     signs = {np.sign(entry[ev][m]["diff"]) for ev in evaluators for m in ("top1", "prob") if entry[ev][m]["differs"]}
     if not signs:
         return "no difference shown"
@@ -251,7 +254,7 @@ _ADVICE = {
 
 
 def _takeaway(report: Mapping[str, Any], summary: Mapping[str, Any], base: str, condition: str) -> str:
-    where = f"{base}, {_describe(report, condition)}"
+    where = f"{base}, {condition_description(report, condition)}"
     entry = summary.get(base, {}).get(condition)
     if entry is None:
         return f"{where}: not measured yet."
@@ -263,15 +266,10 @@ def _takeaway(report: Mapping[str, Any], summary: Mapping[str, Any], base: str, 
                 f"TV {entry['tv']['tv']['mean']:.3f}.")
     if "diff" not in entry[evs[0]]["top1"]:
         return f"{where}: measured on seeds {_seeds(entry['seeds'])}, but the base is not yet: no comparison."
-    verdict = _verdict(entry, evs)
+    verdict = recognition_verdict(entry, evs)
     differs, same = [], []
     for ev, metric in [(ev, m) for ev in evs for m in ("top1", "prob")] + [("tv", "tv")]:
-        s = entry[ev][metric]
-        name = "TV" if metric == "tv" else f"{_short(ev)} {_NAMES[metric]}"
-        digits = 3 if metric == "tv" else 2
-        text = (f"{name} {s['mean']:.{digits}f} against {s['base_mean']:.{digits}f} "
-                f"(paired {s['diff']:+.{digits}f} {_interval(s['ci_diff'], '+', digits)})")
-        (differs if s["differs"] else same).append(text)
+        (differs if entry[ev][metric]["differs"] else same).append(describe_difference(entry, ev, metric, means=True))
     base_work = summary[base].get("base", {}).get("work")
     cost = (f" It costs {entry['work'] / base_work:.2g}x the base's forward/backward passes."
             if base_work and abs(entry["work"] / base_work - 1) > 0.02 else "")
@@ -280,6 +278,17 @@ def _takeaway(report: Mapping[str, Any], summary: Mapping[str, Any], base: str, 
         f" Not shown to differ: {'; '.join(same)}." if same else "")
     return (f"{where} ({n['n_classes']} classes x seeds {_seeds(n['paired_seeds'])}): {_VERDICTS[verdict]}."
             f"{lists}{cost} {_ADVICE[verdict]}")
+
+
+def describe_difference(entry: Mapping[str, Any], key: str, metric: str, means: bool = False) -> str:
+    """One measure of a summary entry against its base, e.g. ``Lite1 top-1 -0.21 [-0.38, -0.06]``
+    (the paired difference and its 95 % interval), or with ``means`` ``Lite1 top-1 0.71
+    against 0.92 (paired -0.21 [-0.38, -0.06])``; ``key`` is an evaluator or ``"tv"``."""
+    s = entry[key][metric]
+    name = "TV" if metric == "tv" else f"{_short(key)} {_NAMES[metric]}"
+    digits = 3 if metric == "tv" else 2
+    paired = f"{s['diff']:+.{digits}f} {_interval(s['ci_diff'], '+', digits)}"
+    return f"{name} {s['mean']:.{digits}f} against {s['base_mean']:.{digits}f} (paired {paired})" if means else f"{name} {paired}"
 
 
 def _interval(ci: Sequence[float], sign: str = "", digits: int = 2) -> str:
