@@ -45,6 +45,7 @@ The results live in ``piikit/data/ablations/`` (package data: the notebooks read
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/ablations.py > ablations.log 2>&1 &   # everything, resumable
     python benchmarks/ablations.py --units pixels/base readable/base --seeds 0
     python benchmarks/ablations.py --table                       # the tables from the file
+    python benchmarks/ablations.py --table --over seeds          # the same with intervals over seeds
     python benchmarks/ablations.py --plan                        # the units, their order and which are done
 
 Two cores run two processes, each with its own ``--out`` (a copy of the results folder); then
@@ -285,6 +286,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results folder (default {DEFAULT_OUT})")
     parser.add_argument("--table", action="store_true", help="print the results file's tables and exit")
+    parser.add_argument("--over", choices=["classes", "seeds"], default="classes",
+                        help="--table's intervals: over classes (with the paired differences) or over seeds")
     parser.add_argument("--plan", action="store_true", help="list the units in order (done ones marked) and exit")
     parser.add_argument("--merge", type=Path, nargs="+", metavar="DIR",
                         help="add the units of these results folders (side-by-side runs) to --out and exit")
@@ -293,7 +296,7 @@ def main() -> None:
     settings = {"model": args.model, "evaluators": default_evaluators(args.model), "size": args.size,
                 "draw_seed": args.draw_seed, "classes": draw_classes(args.n_classes, args.draw_seed)}
     if args.table:
-        print(format_tables(json.loads((args.out / "ablations.json").read_text())))
+        print(format_tables(json.loads((args.out / "ablations.json").read_text()), over=args.over))
         return
     if args.merge:
         added = merge_results(args.out, args.merge)

@@ -75,6 +75,10 @@ def test_summary_marks_only_a_real_difference(results: Path) -> None:
     assert worse["seeds"] == [0] and top1["n_classes"] == 6
     table = ablation_table(results, "pixels", ["base", "no_colorshift", "ensemble_1"])
     assert "-1.00 [-1.00,-1.00]*" in table and "ensemble_1                    not measured yet" in table
+    by_seed = ablation_table(results, "pixels", ["base", "no_colorshift"], over="seeds")
+    assert "over seeds" in by_seed and "- base (paired)" not in by_seed and "0.00 [0.00,0.00]" in by_seed
+    with pytest.raises(ValueError, match="over must be"):
+        ablation_table(results, over="runs")
 
 
 def _flip_report(tmp_path: Path, losses: int, loser: str = "no_jitter") -> dict:

@@ -186,10 +186,14 @@ def condition_description(report: Mapping[str, Any], condition: str) -> str:
 
 
 def ablation_table(results: str | os.PathLike[str] | Mapping[str, Any] | None = None, base: str | None = None,
-                   conditions: Sequence[str] | None = None) -> str:
+                   conditions: Sequence[str] | None = None, over: str = "classes") -> str:
     """One plain-text table per base: per condition, each metric's mean [95 % interval over
     classes]; under it, the paired difference to the base [its interval], ``*`` where it
-    differs. Conditions asked for but not run are listed as "not measured yet"."""
+    differs. With ``over="seeds"`` the intervals are over seeds (each seed's mean over the
+    classes) and the paired rows are left out. Conditions asked for but not run are listed
+    as "not measured yet"."""
+    if over not in ("classes", "seeds"):
+        raise ValueError(f"over must be 'classes' or 'seeds', not {over!r}")
     report = ablation_results(results)
     summary = summarize_ablations(report)
     evs = report["evaluators"]
@@ -214,15 +218,17 @@ def ablation_table(results: str | os.PathLike[str] | Mapping[str, Any] | None = 
                 lines.append(f"{condition:<30}not measured yet")
                 continue
             stats = [(entry[ev][m], 3 if m == "tv" else 2) for ev, m in cols]
-            means = "".join(f"{cell(s['mean'], s['ci_classes'], d):<{width}}" for s, d in stats)
+            means = "".join(f"{cell(s['mean'], s['ci_' + over], d):<{width}}" for s, d in stats)
             lines.append(f"{condition:<30}{','.join(map(str, entry['seeds'])):<7}{entry['work']:>5.0f}  {means}")
-            if "diff" in stats[0][0]:
+            if "diff" in stats[0][0] and over == "classes":
                 diffs = "".join(f"{cell(s['diff'], s['ci_diff'], d, '+') + ('*' if s['differs'] else ''):<{width}}"
                                 for s, d in stats)
                 paired = ",".join(map(str, stats[0][0]["paired_seeds"]))
                 lines.append(f"{'  - base (paired)':<30}{paired:<7}{'':>5}  {diffs}")
     lines.append("\nmean [95% bootstrap interval over classes]; '- base': the paired per-class difference to the base;"
-                 "\n* its interval excludes 0 (the condition differs); work: forward/backward passes per class")
+                 "\n* its interval excludes 0 (the condition differs); work: forward/backward passes per class"
+                 if over == "classes" else "\nmean [95% bootstrap interval over seeds, each seed's mean over the classes]; "
+                 "work: forward/backward passes per class")
     return "\n".join(lines)
 
 
