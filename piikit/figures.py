@@ -140,16 +140,19 @@ def plot_ablations(summary: Mapping[str, Any], conditions: Sequence[str], bases:
     row of panels per base, one panel per metric; per condition and evaluator a dot at the
     mean with its 95 % interval over classes, the base's interval on the same seeds shaded
     behind (one band per evaluator), and ``*`` where the paired difference to the base
-    excludes 0. A condition without results says "not measured yet", or, given the results'
-    ``report`` (:func:`piikit.ablation_results`), "not run on this base" where the benchmark
-    has no such unit."""
-    names = list(conditions)
+    excludes 0. A condition without results says "not measured yet"; given the results'
+    ``report`` (:func:`piikit.ablation_results`), a base's panels leave out the conditions the
+    benchmark does not run on that base."""
     labels = dict(labels or {})
-    fig = new_figure(figsize=(3.4 * len(metrics) + 1.6, (0.42 * len(names) + 0.9) * len(bases)))
-    grid = fig.subplots(len(bases), len(metrics), squeeze=False)
-    y = torch.arange(len(names), dtype=torch.float64).numpy()
+    plan = (report or {}).get("conditions", {})
+    # Rows the benchmark never runs on a base would be empty lines: each base lists its own.
+    per_base = [[n for n in conditions if base in plan.get(n, {}).get("bases", [base])] for base in bases]
+    fig = new_figure(figsize=(3.4 * len(metrics) + 1.6, sum(0.42 * len(n) + 0.9 for n in per_base)))
+    grid = fig.subplots(len(bases), len(metrics), squeeze=False,
+                        gridspec_kw={"height_ratios": [max(len(n), 1) + 2 for n in per_base]})
     colours = ["#1f77b4", "#d62728"]
-    for row, base in zip(grid, bases):
+    for row, base, names in zip(grid, bases, per_base):
+        y = torch.arange(len(names), dtype=torch.float64).numpy()
         rows = summary.get(base, {})
         first = next(iter(rows.values()), {})
         evaluators = [k for k, v in first.items() if isinstance(v, Mapping) and k != "tv"]
@@ -161,10 +164,8 @@ def plot_ablations(summary: Mapping[str, Any], conditions: Sequence[str], bases:
                 for k, name in enumerate(names):
                     entry = rows.get(name)
                     if entry is None:
-                        planned = (report or {}).get("conditions", {}).get(name, {}).get("bases", [base])
                         if g == 0:
-                            ax.text(0.02, y[k], "not measured yet" if base in planned else "not run on this base",
-                                    va="center", fontsize=7, color="0.5",
+                            ax.text(0.02, y[k], "not measured yet", va="center", fontsize=7, color="0.5",
                                     transform=ax.get_yaxis_transform())
                         continue
                     stats = entry[ev][metric]

@@ -205,6 +205,10 @@ def test_the_shipped_results_read_whatever_units_they_hold() -> None:
     assert all(line.startswith(("  pixels: ", "  readable: ", "The paper, ")) for line in said)
     bars = piikit.plot_ablations(summary, ["base", "no_colorshift", "no_such_unit"])
     assert len(bars.axes) == 2 * 3 and any("not measured yet" in t.get_text() for t in bars.axes[0].texts)
+    # the Fig. 4 sweep runs on pixels only: the readable panels have no line for it
+    planned = piikit.plot_ablations(summary, ["base", "tv_0.1", "no_colorshift"], report=report)
+    assert [t.get_text() for t in planned.axes[0].get_yticklabels()] == ["base", "tv_0.1", "no_colorshift"]
+    assert [t.get_text() for t in planned.axes[3].get_yticklabels()] == ["base", "no_colorshift"]
 
 
 def test_bootstrap_interval_brackets_the_mean_and_resamples_the_chosen_axis() -> None:
