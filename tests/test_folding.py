@@ -6,10 +6,12 @@ import torch
 from torch import nn
 
 import piikit
+from piikit.models import frozen
 from piikit.engine.features import ChannelObjective
 from piikit.engine.inversion import Inversion
-from piikit.models.folding import fold_batchnorm, folded
-from piikit.engine.priors import TotalVariation
+from piikit.engine.objectives import Batch
+from piikit.models.folding import fold_batchnorm, folded, folded_norms
+from piikit.engine.priors import BatchNormPrior, TotalVariation, batchnorm_layers, feature_statistics
 
 
 def _norms(model: nn.Module) -> int:
@@ -112,3 +114,59 @@ def test_a_folded_run_starts_from_the_same_loss(lite0):
                           progress=False, device="cpu") for fold in (False, True)]
     plain, fused = (r.history["loss"][0].item() for r in runs)
     assert abs(plain - fused) < 1e-3 * max(1.0, abs(plain))
+
+
+def _bn_prior(model: nn.Module, x: torch.Tensor) -> tuple[float, torch.Tensor]:
+    """DeepInversion's BatchNorm prior on ``model`` at ``x`` (first layer x10), and its input gradient."""
+    prior = BatchNormPrior(1.0, first_layer_multiplier=10.0)
+    x = x.clone().requires_grad_(True)
+    with prior.hooks(model):
+        logits = model(x)
+        value = prior(Batch(x, x, logits, torch.full((len(x),), -1), torch.arange(len(x)), 1))
+    (grad,) = torch.autograd.grad(value, x)
+    return value.item(), grad
+
+
+def _bn_prior_by_definition(model: nn.Module, x: torch.Tensor) -> float:
+    terms: list[torch.Tensor] = []
+
+    def hook(norm: nn.Module, args: tuple[torch.Tensor, ...], _output: object) -> None:
+        mean, var = feature_statistics(args[0])
+        term = (mean - norm.running_mean).norm() + (var - norm.running_var).norm()
+        terms.append(term * (10.0 if not terms else 1.0))
+
+    handles = [norm.register_forward_hook(hook) for _, norm in batchnorm_layers(model)]
+    with torch.no_grad():
+        model(x)
+    for handle in handles:
+        handle.remove()
+    return float(sum(terms))
+
+
+def test_the_batchnorm_prior_reads_the_same_statistics_from_the_folded_copy(lite0):
+    fused = folded(lite0)
+    assert len(folded_norms(fused)) == 49 and folded_norms(lite0) == []
+    x = torch.rand(3, 3, 160, 160, generator=torch.Generator().manual_seed(2))
+    with frozen(lite0), frozen(fused):
+        (want, want_grad), (got, got_grad) = _bn_prior(lite0, x), _bn_prior(fused, x)
+        assert abs(want - _bn_prior_by_definition(lite0, x)) < 1e-4 * want
+    assert abs(got - want) < 1e-4 * want
+    cosine = torch.nn.functional.cosine_similarity(got_grad.flatten(), want_grad.flatten(), dim=0)
+    assert cosine > 0.999 and 0.99 < float(got_grad.norm() / want_grad.norm()) < 1.01
+    toy = _ConvNormAct().eval()
+    small = torch.randn(4, 3, 16, 16)
+    assert abs(_bn_prior(fold_batchnorm(toy, small[:1]), small)[0] - _bn_prior(toy, small)[0]) < 1e-4
+
+
+def test_a_norm_with_a_zero_scale_is_not_folded():
+    model = _ConvNormAct().eval()
+    with torch.no_grad():
+        model.norm.weight[0] = 0.0  # its input could not be read back from the folded output
+    assert fold_batchnorm(model, torch.zeros(1, 3, 16, 16)) is model
+
+
+def test_the_refine_phase_runs_on_the_folded_copy(lite0):
+    run = Inversion(lite0, [1], "preview", stages=1, steps_per_stage=1, ensemble=2, image_size=64, progress=False,
+                    fold_bn=True, refine_steps=2)
+    run._enter_phase(len(run.phases) - 1)
+    assert any(isinstance(t, BatchNormPrior) for t in run.terms) and run._net is folded(lite0)

@@ -87,7 +87,7 @@ def test_a_model_without_batchnorm_is_refined_with_tv_and_l2_and_a_warning(tiny_
         invert(tiny_vit, 3, "preview", seed=0, device=device, progress=False, refine_bn_prior=False, **TINY)
 
 
-def test_without_its_batchnorm_prior_the_refine_phase_runs_on_the_folded_model(tiny_cnn, device):
+def test_the_refine_phase_runs_on_the_folded_model_with_or_without_its_batchnorm_prior(tiny_cnn, device):
     r = invert(tiny_cnn, 3, "preview", seed=0, device=device, progress=False, fold_bn=True, refine_bn_prior=False,
                **TINY)
     assert r.steps_done == 16 and "bn" not in r.history and torch.isfinite(r.history["tv"][12:]).all()
@@ -95,9 +95,10 @@ def test_without_its_batchnorm_prior_the_refine_phase_runs_on_the_folded_model(t
                     refine_bn_prior=False, **TINY)
     inv.run()
     assert inv.phase.name == "DeepInversion" and inv._net is not inv.model  # BatchNorm folded away: no hook needs it
+    # the BatchNorm prior reads the folded convolutions' outputs (test_folding checks the values)
     with_prior = Inversion(tiny_cnn, 3, "preview", seed=0, device=device, progress=False, fold_bn=True, **TINY)
-    with_prior.run()
-    assert with_prior._net is with_prior.model
+    bn = with_prior.run().history["bn"][12:]
+    assert with_prior._net is not with_prior.model and torch.isfinite(bn).all() and (bn > 0).all()
 
 
 def test_stopping_in_the_refine_phase_keeps_the_work_and_resumes(tiny_cnn, device):

@@ -221,7 +221,7 @@ class InversionConfig(ConfigBase):
     zoom_jitter: float = 0.0  # per-copy random zoom U(1 - z, 1 + z); paper: 0 (no zoom)
     rotate: float = 0.0  # per-copy random rotation U(-r, r) in degrees; paper: 0
     refine_steps: int = 0  # then a refine phase: this many steps of DeepInversion (DEEPINVERSION_PRESETS["refine"]) from the final image, in the same run; paper: 0 (PII §5.2 refines separately)
-    refine_bn_prior: bool = True  # the refine phase's BatchNorm statistics prior, where the model has BatchNorm; off: TV and L2 alone, on the folded model if fold_bn (its hooks need the unfolded one)
+    refine_bn_prior: bool = True  # the refine phase's BatchNorm statistics prior, where the model has BatchNorm; off: TV and L2 alone (on the folded model if fold_bn, either way)
     refine_tv_weight: float = 1e-2  # the refine phase's TV weight (DeepInversion's form, of the normalized image); 1e-2 is DEEPINVERSION_PRESETS["refine"]'s
 
     # Speed, no effect on the maths beyond rounding (amp and channels_last are in ConfigBase).

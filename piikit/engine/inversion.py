@@ -76,10 +76,16 @@ def _compiled(net: nn.Module) -> nn.Module:
 
 
 def _reads_only_logits(part: Objective | LossTerm) -> bool:
-    """Whether ``part`` hooks no layer (so a model with its BatchNorms folded gives it the same values)."""
+    """Whether ``part`` hooks no layer (so a compiled model, whose layers are not the ones hooked, gives it the same values)."""
     if isinstance(part, CompositeObjective):
         return all(_reads_only_logits(p) for _, p in part.parts)
     return type(part).hooks in (Objective.hooks, LossTerm.hooks)
+
+
+def _folds(part: Objective | LossTerm) -> bool:
+    """Whether ``part`` gets the same values from a model with its BatchNorms folded: it reads
+    the logits only, or it is the BatchNorm prior, which reads the folded statistics."""
+    return type(part) is BatchNormPrior or _reads_only_logits(part)
 
 
 def _check_smallest_stage(model: Classifier, schedule: StageSchedule, device: torch.device) -> None:
@@ -212,9 +218,9 @@ class Inversion:
         self.step_in_stage = cfg.steps_per_stage  # "the previous stage is finished"
         self.terms = [*phase.terms, *self._user_terms]
         # The network the steps run: the model, or its copy with BatchNorm folded in when
-        # nothing but the logits is read.
+        # nothing reads a layer the folding changes.
         logits_only = all(_reads_only_logits(p) for p in [self.objective, *self.terms])
-        net = folded(self.model) if cfg.fold_bn and logits_only else self.model
+        net = folded(self.model) if cfg.fold_bn and all(_folds(p) for p in [self.objective, *self.terms]) else self.model
         # Compiled only when no hook reads a layer: a compiled module's layers are not the ones hooked.
         self._net = _compiled(net) if cfg.compile_model and logits_only else net
         size = cfg.image_size or self.model.input_size[0]

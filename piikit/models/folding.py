@@ -15,27 +15,52 @@ the folded copy is checked against the original on a random input and dropped if
 disagree. Models without BatchNorm (ViTs, MLP-Mixers, LayerNorm/GroupNorm CNNs) are
 returned as they are.
 
-Only inversions that read nothing but the logits use the folded copy: a feature objective
-hooked on a convolution would see the post-norm activation there, and DeepInversion needs
-the BatchNorm layers themselves.
+Only inversions that read nothing but the logits, or the BatchNorm statistics, use the folded
+copy: a feature objective hooked on a convolution would see the post-norm activation there.
+DeepInversion's prior needs each BatchNorm's *input* statistics, and those follow from the
+folded convolution's output ``y = a * x + b``: the input's mean is off the running mean by
+``(mean(y) - beta) / a`` (``beta`` the norm's bias) and its variance is ``var(y) / a**2``. So
+the copy records, per folded pair, the convolution, the norm's running variance, ``a`` and
+``beta`` (:func:`folded_norms`), and :class:`piikit.engine.priors.BatchNormPrior` reads them.
 """
+
 
 from __future__ import annotations
 
 import copy
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from piikit.models.classifier import Classifier, frozen
 
-__all__ = ["fold_batchnorm", "folded"]
+__all__ = ["FoldedNorm", "fold_batchnorm", "folded", "folded_norms"]
 
 # model -> (fingerprint of its tensors, the folded copy or None for "the model itself": a value
 # that referred to its own key would keep it alive for ever).
 _CACHE: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple[Any, ...], nn.Module | None]]" = weakref.WeakKeyDictionary()
+
+
+class FoldedNorm(NamedTuple):
+    """A BatchNorm folded into ``conv`` (a module of the folded copy), as the BatchNorm prior
+    needs it: ``scale`` is ``a`` of the map ``y = a * x + b`` now inside the convolution,
+    ``bias`` the norm's own bias (0 without one), ``running_var`` its running variance, and
+    ``norm`` the norm itself where it stays in the copy as a neutralized identity map (a
+    subclass this module does not know how to take apart), else None."""
+
+    conv: nn.Module
+    norm: nn.Module | None
+    scale: torch.Tensor
+    bias: torch.Tensor
+    running_var: torch.Tensor
+
+
+def folded_norms(model: nn.Module) -> list[FoldedNorm]:
+    """The BatchNorms folded into ``model`` if it is a copy made by :func:`fold_batchnorm`,
+    else an empty list."""
+    return model.__dict__.get("_piikit_folded_norms", [])
 
 
 def _conv_bn_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[str, str]]:
@@ -90,15 +115,22 @@ def _without_norm(norm: nn.BatchNorm2d) -> nn.Module:
     return norm
 
 
-def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
+def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fold ``norm`` into ``conv``; return its ``a``, its bias and its running variance."""
     with torch.no_grad():
         scale = torch.rsqrt(norm.running_var + norm.eps)
         shift = -norm.running_mean * scale
+        norm_bias = torch.zeros_like(shift)
         if norm.affine:
-            scale, shift = scale * norm.weight, shift * norm.weight + norm.bias
+            scale, shift, norm_bias = scale * norm.weight, shift * norm.weight + norm.bias, norm.bias.clone()
         bias = conv.bias if conv.bias is not None else torch.zeros_like(shift)
         conv.weight.mul_(scale.view(-1, *([1] * (conv.weight.ndim - 1))).to(conv.weight.dtype))
         conv.bias = nn.Parameter((bias * scale + shift).to(conv.weight.dtype), requires_grad=False)
+        return scale.float(), norm_bias.float(), norm.running_var.float().clone()
+
+
+def _invertible(norm: nn.Module) -> bool:
+    return not getattr(norm, "affine", False) or bool((norm.weight != 0).all())
 
 
 def _replace(root: nn.Module, name: str, module: nn.Module) -> None:
@@ -113,16 +145,21 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor, atol: float = 1e-3) 
 
     ``example`` is one input of the right shape (its values do not matter); the original
     is not changed. For inference and input gradients only: the copy has no BatchNorm
-    statistics to train or to hook.
+    statistics to train, and the BatchNorm prior reads them from :func:`folded_norms`.
     """
-    pairs = _conv_bn_pairs(model, example)
+    # A norm with a zero scale cannot be folded back out for the BatchNorm prior: keep it.
+    pairs = [(c, n) for c, n in _conv_bn_pairs(model, example) if _invertible(model.get_submodule(n))]
     if not pairs:
         return model
     fused = copy.deepcopy(model)
+    records = []
     for conv_name, norm_name in pairs:
-        norm = fused.get_submodule(norm_name)
-        _fold(fused.get_submodule(conv_name), norm)
-        _replace(fused, norm_name, _without_norm(norm))
+        norm, conv = fused.get_submodule(norm_name), fused.get_submodule(conv_name)
+        scale, bias, running_var = _fold(conv, norm)
+        rest = _without_norm(norm)
+        _replace(fused, norm_name, rest)
+        records.append(FoldedNorm(conv, rest if rest is norm else None, scale, bias, running_var))
+    fused.__dict__["_piikit_folded_norms"] = records
     with torch.no_grad(), frozen(model), frozen(fused):
         probe = torch.rand(example.shape, generator=torch.Generator().manual_seed(0)).to(example)
         want, got = model(probe).float(), fused(probe).float()
