@@ -24,7 +24,6 @@ the copy records, per folded pair, the convolution, the norm's running variance,
 ``beta`` (:func:`folded_norms`), and :class:`piikit.engine.priors.BatchNormPrior` reads them.
 """
 
-
 from __future__ import annotations
 
 import copy
@@ -130,6 +129,7 @@ def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Te
 
 
 def _invertible(norm: nn.Module) -> bool:
+    """Whether ``norm``'s input can be read back from its output (no channel scaled by 0)."""
     return not getattr(norm, "affine", False) or bool((norm.weight != 0).all())
 
 
