@@ -73,6 +73,13 @@ def test_a_plain_conv_norm_pair_folds_exactly():
     assert torch.allclose(fused(x), model(x), atol=1e-5)
 
 
+def test_a_model_compiled_before_is_folded_without_its_compiled_version():
+    model = _ConvNormAct().eval()
+    model.__dict__["_piikit_compiled"] = torch.compile(model)  # as a compile_model=True run leaves it
+    fused = fold_batchnorm(model, torch.zeros(1, 3, 16, 16))
+    assert fused is not model and "_piikit_compiled" not in fused.__dict__ and "_piikit_compiled" in model.__dict__
+
+
 def test_folding_is_refused_when_something_else_reads_the_pre_norm_output():
     model = _SkipBeforeNorm().eval()
     assert fold_batchnorm(model, torch.zeros(1, 3, 8, 8)) is model
@@ -170,3 +177,19 @@ def test_the_refine_phase_runs_on_the_folded_copy(lite0):
                     fold_bn=True, refine_steps=2)
     run._enter_phase(len(run.phases) - 1)
     assert any(isinstance(t, BatchNormPrior) for t in run.terms) and run._net is folded(lite0)
+
+
+def test_refine_on_its_own_runs_the_batchnorm_prior_on_the_folded_copy_unless_asked_not_to(lite0):
+    from piikit.engine.deepinversion import make_deepinversion_config
+    from piikit.engine.phases import deepinversion_phases
+
+    nets = {}
+    for fold_bn in (True, False):
+        cfg = make_deepinversion_config("refine", {"steps": 1, "fold_bn": fold_bn})
+        phases = deepinversion_phases(lite0, cfg, 64, from_image=True)
+        run = Inversion(lite0, [1], phases[-1].config, phases=phases, progress=False)
+        run._enter_phase(0)
+        assert any(isinstance(t, BatchNormPrior) for t in run.terms)
+        nets[fold_bn] = run._net
+    assert nets[True] is folded(lite0) and nets[False] is lite0
+    assert make_deepinversion_config("refine", {}).fold_bn and not make_deepinversion_config("paper", {}).fold_bn

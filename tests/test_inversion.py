@@ -127,7 +127,8 @@ def test_micro_batching_is_exact(tiny_cnn, device):
         grads.append(inv.image.grad.clone())
         losses.append(inv.result().history["loss"])
     assert grads[0].abs().sum() > 0
-    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-9)
+    # Up to float32 summation order (differences of 1e-6 of the largest entry were seen); a wrong slice differs by O(1).
+    assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-5 * float(grads[0].abs().max()))
     assert torch.allclose(losses[0], losses[1], rtol=1e-5)
 
 
@@ -278,3 +279,14 @@ def test_invert_takes_inversions_parameters_declared_once(tiny_cnn):
         piikit.invert(tiny_cnn, 1, "preview", phases=[])
     with pytest.raises(TypeError):
         piikit.invert(tiny_cnn, 1, "preview", 0)  # everything after preset is keyword-only, as before
+
+
+@pytest.mark.slow
+def test_a_compiled_network_runs_in_passes_of_micro_batch_samples_and_matches_eager(lite0, device):
+    # Passes share the image's graph (retain_graph=True), which a compiled backward that donates
+    # its buffers refuses (Lite0's does; the tiny test CNN's has none to donate).
+    options = dict(seed=0, device=device, progress=False, stages=1, steps_per_stage=2, ensemble=2, image_size=32,
+                   micro_batch=2)
+    eager = invert(lite0, [1, 2], "preview", **options)
+    compiled = invert(lite0, [1, 2], "preview", compile_model=True, **options)
+    assert compiled.steps_done == 2 and (eager.images - compiled.images).abs().max() < 1e-3

@@ -100,7 +100,8 @@ class ConfigBase:
     # they keep cross-model top-1 and TV (benchmarks/gpu_check.py measures both with and without).
     amp: bool = False  # bfloat16 autocast for the model's forward pass
     channels_last: bool = False  # channels-last memory format (faster convolutions on GPUs)
-    compile_model: bool = False  # torch.compile the network (opt-in: pays only after its warm-up, on GPUs); logit objectives only
+    compile_model: bool = False  # torch.compile the network (opt-in: pays only after its warm-up, on GPUs; 1.7-2.5x slower per step on a 2-core CPU); logit objectives only
+    fold_bn: bool = False  # run a copy with each BatchNorm folded into its convolution (piikit.models.folding); logit objectives and the BatchNorm prior
 
     def __post_init__(self) -> None:
         # Types first (one layer for the API, --set and the flags: piikit.validation), then ranges.
@@ -224,8 +225,7 @@ class InversionConfig(ConfigBase):
     refine_bn_prior: bool = True  # the refine phase's BatchNorm statistics prior, where the model has BatchNorm; off: TV and L2 alone (on the folded model if fold_bn, either way)
     refine_tv_weight: float = 1e-2  # the refine phase's TV weight (DeepInversion's form, of the normalized image); 1e-2 is DEEPINVERSION_PRESETS["refine"]'s
 
-    # Speed, no effect on the maths beyond rounding (amp and channels_last are in ConfigBase).
-    fold_bn: bool = False  # run a copy with each BatchNorm folded into its convolution (piikit.models.folding); logit objectives only
+    # Speed levers (amp, channels_last, compile_model, fold_bn) are in ConfigBase.
 
     RENAMED: ClassVar[Mapping[str, str]] = {"polish_steps": "refine_steps", "polish_bn_prior": "refine_bn_prior"}
 

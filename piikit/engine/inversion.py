@@ -68,10 +68,13 @@ def _prepared(model: nn.Module, channels_last: bool) -> Iterator[None]:
 
 def _compiled(net: nn.Module) -> nn.Module:
     """``torch.compile(net)``, made once per network: kept in the module's own ``__dict__``
-    (not as a submodule), so it lives and dies with it and a sweep compiles once."""
+    (not as a submodule), so it lives and dies with it and a sweep compiles once.
+
+    Static shapes: one compile per stage size. Left dynamic, the second stage size recompiled
+    the network for symbolic shapes, which took over 15 minutes on a 2-core CPU."""
     made = net.__dict__.get("_piikit_compiled")
     if made is None:
-        made = net.__dict__["_piikit_compiled"] = torch.compile(net)
+        made = net.__dict__["_piikit_compiled"] = torch.compile(net, dynamic=False)
     return made
 
 
@@ -222,7 +225,8 @@ class Inversion:
         logits_only = all(_reads_only_logits(p) for p in [self.objective, *self.terms])
         net = folded(self.model) if cfg.fold_bn and all(_folds(p) for p in [self.objective, *self.terms]) else self.model
         # Compiled only when no hook reads a layer: a compiled module's layers are not the ones hooked.
-        self._net = _compiled(net) if cfg.compile_model and logits_only else net
+        self._is_compiled = cfg.compile_model and logits_only
+        self._net = _compiled(net) if self._is_compiled else net
         size = cfg.image_size or self.model.input_size[0]
         self.schedule = StageSchedule(size, cfg.stages, cfg.schedule, channels=self.model.in_chans)
         # Host-side draws (jitter shift, flip) come from a CPU generator so they never make
@@ -243,6 +247,14 @@ class Inversion:
         # not fit): probed in run(), halved by a step that still runs out of memory.
         self._auto_batch = cfg.micro_batch == "auto" or (cfg.micro_batch is None and self.device.type == "cuda")
         self._micro_batch = None if self._auto_batch else cfg.micro_batch
+
+    def _compiling(self) -> contextlib.AbstractContextManager[Any]:
+        """Around a compiled network's first passes: its backward keeps its buffers, because
+        passes of ``micro_batch`` samples share the image's graph and so backpropagate with
+        ``retain_graph=True``, which a backward that reuses (donates) them refuses."""
+        if not self._is_compiled:
+            return contextlib.nullcontext()
+        return torch._functorch.config.patch(donated_buffer=False)
 
     @property
     def _phase_done(self) -> bool:
@@ -348,7 +360,7 @@ class Inversion:
                 x = self.color_shift(x, params=(mu[part], sigma[part]))
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp), self._compiling():
                 logits = self._net(x)
             batch = Batch(view, x, logits, self._sample_targets[part], owner, e)
             # Sum over copies / e: each image's loss is the mean over its whole ensemble,

@@ -59,10 +59,11 @@ def _config_priors(config: InversionConfig) -> tuple[LossTerm, ...]:
 
 def refine_phase_config(config: InversionConfig) -> DeepInversionConfig:
     """The DeepInversion settings of ``config``'s refine phase: the ``"refine"`` preset for
-    ``refine_steps`` steps at ``refine_tv_weight``, the BatchNorm prior unless ``refine_bn_prior=False``."""
+    ``refine_steps`` steps at ``refine_tv_weight``, the BatchNorm prior unless ``refine_bn_prior=False``,
+    and the run's own speed levers."""
     return DEEPINVERSION_PRESETS["refine"].replace(
         steps=config.refine_steps, tv_weight=config.refine_tv_weight, amp=config.amp, channels_last=config.channels_last,
-        compile_model=config.compile_model, bn_prior="auto" if config.refine_bn_prior else "off")
+        compile_model=config.compile_model, fold_bn=config.fold_bn, bn_prior="auto" if config.refine_bn_prior else "off")
 
 
 def run_phases(config: InversionConfig, model: Classifier, size: int,
@@ -72,12 +73,12 @@ def run_phases(config: InversionConfig, model: Classifier, size: int,
     phases = [Phase(config, _config_priors(config))]
     if config.refine_steps:
         phases += deepinversion_phases(model, refine_phase_config(config), size, from_image=True,
-                                       fold_bn=config.fold_bn, prior_model=prior_model)
+                                       prior_model=prior_model)
     return phases
 
 
 def deepinversion_phases(model: Classifier, cfg: DeepInversionConfig, size: int, *, from_image: bool,
-                         fold_bn: bool = False, prior_model: Classifier | None = None) -> list[Phase]:
+                         prior_model: Classifier | None = None) -> list[Phase]:
     """DeepInversion (Yin et al. 2020) as phases of a run on ``model`` at ``size`` px:
     from noise the published warm-up (``warmup_steps`` at ``warmup_size``) then ``steps`` at
     full size; from an image (``from_image``) ``steps`` at full size, unless ``cfg.warmup``
@@ -100,9 +101,9 @@ def deepinversion_phases(model: Classifier, cfg: DeepInversionConfig, size: int,
     phases = []
     if warmup and cfg.warmup_steps > 0 and cfg.warmup_size < size:
         jitter = round(cfg.jitter * cfg.warmup_size / size)  # the same fraction of the image
-        phases.append(Phase(loop_config(cfg, cfg.warmup_size, cfg.warmup_steps, jitter, lr, fold_bn), terms,
+        phases.append(Phase(loop_config(cfg, cfg.warmup_size, cfg.warmup_steps, jitter, lr), terms,
                             name="DeepInversion warm-up"))
     # Published: nearest-neighbour up-sampling from the warm-up size to full size.
-    phases.append(Phase(loop_config(cfg, size, cfg.steps, cfg.jitter, lr, fold_bn), terms,
+    phases.append(Phase(loop_config(cfg, size, cfg.steps, cfg.jitter, lr), terms,
                         enter="nearest" if phases else "bilinear", name="DeepInversion"))
     return phases
