@@ -73,11 +73,18 @@ def test_a_plain_conv_norm_pair_folds_exactly():
     assert torch.allclose(fused(x), model(x), atol=1e-5)
 
 
-def test_a_model_compiled_before_is_folded_without_its_compiled_version():
+def test_a_model_compiled_before_can_be_copied_pickled_and_folded():
+    import copy
+    import pickle
+
+    from piikit.engine.inversion import _compiled
+
     model = _ConvNormAct().eval()
-    model.__dict__["_piikit_compiled"] = torch.compile(model)  # as a compile_model=True run leaves it
+    compiled = _compiled(model)  # as a compile_model=True run leaves it on the model
     fused = fold_batchnorm(model, torch.zeros(1, 3, 16, 16))
-    assert fused is not model and "_piikit_compiled" not in fused.__dict__ and "_piikit_compiled" in model.__dict__
+    assert fused is not model and _compiled(model) is compiled and _compiled(fused) is not compiled
+    assert _compiled(copy.deepcopy(model)) is not compiled
+    assert isinstance(pickle.loads(pickle.dumps(model)), _ConvNormAct)
 
 
 def test_folding_is_refused_when_something_else_reads_the_pre_norm_output():

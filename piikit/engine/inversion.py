@@ -66,16 +66,31 @@ def _prepared(model: nn.Module, channels_last: bool) -> Iterator[None]:
                 model.to(memory_format=torch.contiguous_format)
 
 
+class _NotCopied:
+    """What a module keeps for itself (its compiled version): a deep copy or a pickle of the
+    module gets an empty holder, since a compiled module cannot be copied and belongs to
+    the original."""
+
+    def __init__(self, value: Any = None) -> None:
+        self.value = value
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _NotCopied:
+        return _NotCopied()
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return _NotCopied, ()
+
+
 def _compiled(net: nn.Module) -> nn.Module:
     """``torch.compile(net)``, made once per network: kept in the module's own ``__dict__``
     (not as a submodule), so it lives and dies with it and a sweep compiles once.
 
     Static shapes: one compile per stage size. Left dynamic, the second stage size recompiled
     the network for symbolic shapes, which took over 15 minutes on a 2-core CPU."""
-    made = net.__dict__.get("_piikit_compiled")
-    if made is None:
-        made = net.__dict__["_piikit_compiled"] = torch.compile(net, dynamic=False)
-    return made
+    holder = net.__dict__.get("_piikit_compiled")
+    if holder is None or holder.value is None:
+        holder = net.__dict__["_piikit_compiled"] = _NotCopied(torch.compile(net, dynamic=False))
+    return holder.value
 
 
 def _reads_only_logits(part: Objective | LossTerm) -> bool:

@@ -151,11 +151,7 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor, atol: float = 1e-3) 
     pairs = [(c, n) for c, n in _conv_bn_pairs(model, example) if _invertible(model.get_submodule(n))]
     if not pairs:
         return model
-    # piikit's caches kept on the module (a compiled version of it) belong to the original, not the copy.
-    cached = [k for k in model.__dict__ if k.startswith("_piikit_")]
-    fused = copy.deepcopy(model, {id(model.__dict__[k]): None for k in cached})
-    for k in cached:
-        del fused.__dict__[k]
+    fused = copy.deepcopy(model)
     records = []
     for conv_name, norm_name in pairs:
         norm, conv = fused.get_submodule(norm_name), fused.get_submodule(conv_name)
