@@ -264,7 +264,7 @@ class Inversion:
         self._micro_batch = None if self._auto_batch else cfg.micro_batch
 
     def _compiling(self) -> contextlib.AbstractContextManager[Any]:
-        """Around a compiled network's first passes: its backward keeps its buffers, because
+        """Around a compiled network's passes: its backward keeps its buffers, because
         passes of ``micro_batch`` samples share the image's graph and so backpropagate with
         ``retain_graph=True``, which a backward that reuses (donates) them refuses."""
         if not self._is_compiled:
@@ -365,32 +365,33 @@ class Inversion:
         term_values: dict[str, torch.Tensor] = {}
         # Samples are image-major (image i's copies are i*e .. i*e+e-1); a pass takes any
         # contiguous slice of them, so a pass holds at most micro_batch samples.
-        for start in range(0, n, chunk):
-            part = slice(start, min(start + chunk, n))
-            owner = self._owner[part]
-            x = shifted.index_select(0, owner)
-            if self.affine.active:
-                x = self.affine(x, params=(zoom[part], angle[part]))
-            if cfg.color_shift:
-                x = self.color_shift(x, params=(mu[part], sigma[part]))
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp), self._compiling():
-                logits = self._net(x)
-            batch = Batch(view, x, logits, self._sample_targets[part], owner, e)
-            # Sum over copies / e: each image's loss is the mean over its whole ensemble,
-            # so chunking (gradient accumulation) gives exactly the full-batch gradient.
-            loss = self.objective(batch).sum() / e
-            fraction = len(owner) / n  # terms count once per step, whatever the chunking
-            for term in self.terms:
-                value = term(batch) * fraction
-                term_values[term.name] = term_values.get(term.name, 0) + value.detach()
-                loss = loss + term.weight * value
-            loss.backward(retain_graph=part.stop < n)
-            total += loss.detach()
-            if self._has_targets:
-                p = logits.detach().float().softmax(-1).gather(1, batch.targets[:, None]).view(-1)
-                prob.index_add_(0, owner, p / e)
+        with self._compiling():  # once per step, not per pass
+            for start in range(0, n, chunk):
+                part = slice(start, min(start + chunk, n))
+                owner = self._owner[part]
+                x = shifted.index_select(0, owner)
+                if self.affine.active:
+                    x = self.affine(x, params=(zoom[part], angle[part]))
+                if cfg.color_shift:
+                    x = self.color_shift(x, params=(mu[part], sigma[part]))
+                if cfg.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+                    logits = self._net(x)
+                batch = Batch(view, x, logits, self._sample_targets[part], owner, e)
+                # Sum over copies / e: each image's loss is the mean over its whole ensemble,
+                # so chunking (gradient accumulation) gives exactly the full-batch gradient.
+                loss = self.objective(batch).sum() / e
+                fraction = len(owner) / n  # terms count once per step, whatever the chunking
+                for term in self.terms:
+                    value = term(batch) * fraction
+                    term_values[term.name] = term_values.get(term.name, 0) + value.detach()
+                    loss = loss + term.weight * value
+                loss.backward(retain_graph=part.stop < n)
+                total += loss.detach()
+                if self._has_targets:
+                    p = logits.detach().float().softmax(-1).gather(1, batch.targets[:, None]).view(-1)
+                    prob.index_add_(0, owner, p / e)
         if self.param.watches_gradient and view.grad is not None:
             self.param.observe(view.grad)
         self.optimizer.step()
